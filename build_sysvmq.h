@@ -1,0 +1,168 @@
+/* The C interface of sysvmq._sysvmq_cffi: what Python may call.
+ *
+ * Every `...` is filled in by the compiler from the platform headers, so no
+ * width, offset or constant value is copied here.  Shim functions return
+ * >= 0 on success and -errno on failure (errno is captured in C, so nothing
+ * that runs in Python between the call and the check can overwrite it).
+ */
+
+typedef int... key_t;
+typedef int... pid_t;
+typedef int... uid_t;
+typedef int... gid_t;
+typedef int... mode_t;
+typedef int... time_t;
+typedef int... msgqnum_t;
+typedef int... msglen_t;
+
+/* The key field is spelt differently per platform: read it with sysvmq_perm_key(). */
+struct ipc_perm {
+    uid_t uid;
+    gid_t gid;
+    uid_t cuid;
+    gid_t cgid;
+    mode_t mode;
+    ...;
+};
+
+/* The byte count field is platform-private: read it with sysvmq_queue_bytes(). */
+struct msqid_ds {
+    struct ipc_perm msg_perm;
+    time_t msg_stime;
+    time_t msg_rtime;
+    time_t msg_ctime;
+    msgqnum_t msg_qnum;
+    msglen_t msg_qbytes;
+    pid_t msg_lspid;
+    pid_t msg_lrpid;
+    ...;
+};
+
+/* Linux IPC_INFO / MSG_INFO; an empty stand-in where SYSVMQ_HAS_IPC_INFO is 0. */
+struct msginfo {
+    int msgpool;
+    int msgmap;
+    int msgmax;
+    int msgmnb;
+    int msgmni;
+    int msgssz;
+    int msgtql;
+    unsigned short msgseg;
+    ...;
+};
+
+/* The buffer msgsnd/msgrcv read and write: the type, then the payload. */
+struct sysvmq_msgbuf {
+    long mtype;
+    char mtext[];
+};
+
+/* One queue handle of this process; owned by Python (ffi.new). */
+typedef struct {
+    int id;
+    int closed;
+} sysvmq_handle;
+
+/* Lets another thread stop one blocking call (asyncio cancellation). */
+typedef struct {
+    int cancelled;
+} sysvmq_token;
+
+#define IPC_PRIVATE ...
+#define IPC_CREAT ...
+#define IPC_EXCL ...
+#define IPC_NOWAIT ...
+#define IPC_RMID ...
+#define IPC_SET ...
+#define IPC_STAT ...
+#define MSG_NOERROR ...
+
+/* Linux-only names: SYSVMQ_HAS_X says whether SYSVMQ_X is the real constant. */
+static const int SYSVMQ_HAS_IPC_INFO;
+static const int SYSVMQ_IPC_INFO;
+static const int SYSVMQ_HAS_MSG_INFO;
+static const int SYSVMQ_MSG_INFO;
+static const int SYSVMQ_HAS_MSG_STAT;
+static const int SYSVMQ_MSG_STAT;
+static const int SYSVMQ_HAS_MSG_STAT_ANY;
+static const int SYSVMQ_MSG_STAT_ANY;
+static const int SYSVMQ_HAS_MSG_EXCEPT;
+static const int SYSVMQ_MSG_EXCEPT;
+static const int SYSVMQ_HAS_MSG_COPY;
+static const int SYSVMQ_MSG_COPY;
+/* 1 where a thread-directed POSIX timer wakes timed calls; 0: helper thread only. */
+static const int SYSVMQ_HAS_THREAD_TIMER;
+static const long SYSVMQ_LONG_MAX;
+static const long SYSVMQ_LONG_MIN;
+
+/* msgget(key, flags): the msqid, or -errno. */
+int sysvmq_get(key_t key, int flags);
+
+/* Send `len` bytes of `data` with type `mtype`.  Blocks unless IPC_NOWAIT is in
+ * `flags`, until `deadline_ns` (CLOCK_MONOTONIC, -1 = none): -ETIMEDOUT then.
+ * -EMSGSIZE: bigger than the queue's capacity (a send that could never complete).
+ * -EINTR: a signal arrived; run the handlers and call again with the same deadline.
+ * -EBADF: the handle was closed.  -ECANCELED: `token` was cancelled. */
+int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t len, int flags,
+                long long deadline_ns, sysvmq_token *token);
+
+/* Receive into `buf` (room for `cap` payload bytes); the payload length, or -errno as
+ * for sysvmq_send.  With `dest` not NULL the payload is copied there as well. */
+long sysvmq_receive(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t cap, long msgtyp,
+                    int flags, long long deadline_ns, sysvmq_token *token, char *dest);
+
+/* Send `count` messages of type `mtype`, packed back to back in `data` with lengths
+ * `lens`; *sent counts those that went.  0, or -errno for the message at *sent. */
+int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, const size_t *lens,
+                     size_t count, int flags, long long deadline_ns, sysvmq_token *token,
+                     size_t *sent);
+
+/* Receive up to `max_count` messages into `out` (`outcap` bytes): the first one blocks
+ * as for sysvmq_receive, later ones are taken only if already waiting.  Message i is
+ * at out + offsets[i], lens[i] bytes, of type types[i].  The count, or -errno when
+ * not even the first message came. */
+long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size_t cap, long msgtyp,
+                         int flags, long long deadline_ns, sysvmq_token *token,
+                         size_t max_count, size_t *offsets, size_t *lens, long *types);
+
+/* Mark the handle closed and wake every thread of this process blocked on it;
+ * returns once none is left inside a call on it. */
+void sysvmq_close(sysvmq_handle *h);
+
+/* Cancel the call that uses `token` and wake it: 1 while it is still inside, else 0. */
+int sysvmq_cancel(sysvmq_token *token);
+
+/* msgctl IPC_STAT into *ds: 0 or -errno. */
+int sysvmq_stat(int id, struct msqid_ds *ds);
+
+/* msgctl MSG_STAT_ANY (else MSG_STAT) on kernel slot `index`: the msqid, or -errno. */
+int sysvmq_stat_index(int index, struct msqid_ds *ds);
+
+/* IPC_STAT, change the fields whose argument is >= 0, IPC_SET: 0 or -errno. */
+int sysvmq_set(int id, long long mode, long long uid, long long gid, long long max_bytes);
+
+/* msgctl IPC_RMID: 0 or -errno. */
+int sysvmq_remove(int id);
+
+/* msgctl IPC_INFO (`cmd`) or MSG_INFO: the highest slot in use, or -errno (-ENOSYS off Linux). */
+int sysvmq_info(int cmd, struct msginfo *info);
+
+/* The key of a queue, and the payload bytes waiting in it. */
+long long sysvmq_perm_key(const struct msqid_ds *ds);
+unsigned long long sysvmq_queue_bytes(const struct msqid_ds *ds);
+
+/* ftok(path, proj_id) into *key: 0 or -errno. */
+int sysvmq_ftok(const char *path, int proj_id, key_t *key);
+
+/* Use signal `signo` to wake blocked calls (0: choose a free real-time signal).
+ * The signal; -EBUSY if another handler owns it, -EINVAL if it is no valid signal. */
+int sysvmq_set_wakeup_signal(int signo);
+
+/* The wake-up signal, or 0 while none has been chosen. */
+int sysvmq_wakeup_signal(void);
+
+/* 1: wake timed calls from a helper thread, as on platforms without thread timers. */
+int sysvmq_use_helper_thread(int on);
+
+/* CLOCK_MONOTONIC now, in ns: the clock of every deadline. */
+long long sysvmq_monotonic_ns(void);

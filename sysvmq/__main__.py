@@ -1,0 +1,5 @@
+import sys
+
+from sysvmq.cli import main
+
+sys.exit(main())

@@ -1,0 +1,440 @@
+"""``MessageQueue``: a handle on one System V message queue."""
+
+import errno
+import functools
+import math
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple, TypeVar, Union
+
+from sysvmq._sysvmq_cffi import ffi, lib
+from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
+from sysvmq.stats import KEY_MASK, QueueStats, limits, msgmax, queues, stats_from
+
+__all__ = ["MessageQueue", "Message", "Payload"]
+
+#: What send() accepts: any bytes-like object, or str (sent as UTF-8).
+Payload = Union[bytes, bytearray, memoryview, str, Any]
+
+_T = TypeVar("_T")
+
+
+class Message(NamedTuple):
+    """A received message: its type and its payload."""
+
+    type: int
+    data: bytes
+
+
+# Hot-path names bound once: each global or attribute lookup is paid per message.
+_new_message: Callable[[Tuple[int, bytes]], Message] = functools.partial(tuple.__new__, Message)
+_send = lib.sysvmq_send
+_receive = lib.sysvmq_receive
+_unpack = ffi.unpack
+_NULL = ffi.NULL
+_EINTR = -errno.EINTR
+_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+_HEADER = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
+
+LONG_MAX: int = lib.SYSVMQ_LONG_MAX
+LONG_MIN: int = lib.SYSVMQ_LONG_MIN
+_KEY_BITS = ffi.sizeof("key_t") * 8
+_KEY_MIN = -(1 << (_KEY_BITS - 1))
+_KEY_MAX = (1 << _KEY_BITS) - 1
+_INT_MAX = (1 << 31) - 1
+_OPEN_FLAG_BITS = lib.IPC_CREAT | lib.IPC_EXCL | 0o777
+_MSG_EXCEPT = lib.SYSVMQ_MSG_EXCEPT if lib.SYSVMQ_HAS_MSG_EXCEPT else 0
+_MSG_COPY = lib.SYSVMQ_MSG_COPY if lib.SYSVMQ_HAS_MSG_COPY else 0
+_SEND_FLAG_BITS = lib.IPC_NOWAIT
+_RECEIVE_FLAG_BITS = lib.IPC_NOWAIT | lib.MSG_NOERROR | _MSG_EXCEPT
+_FOREVER_NS = 1 << 62  # deadlines further out than ~146 years mean "no deadline"
+#: The largest out-buffer receive_many() uses: a batch stops when it is full.
+BATCH_BYTES = 1 << 20
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise OverflowError(f"{name} must be in {low}..{high}, not {value}")
+    return int(value)
+
+
+def _check_key(key: Any) -> int:
+    """The signed key_t for `key`, which may be given as 0..2**32-1 or signed."""
+    value = _check_int("key", key, _KEY_MIN, _KEY_MAX)
+    return value - (1 << _KEY_BITS) if value > _KEY_MAX >> 1 else value
+
+
+def _check_send_type(mtype: Any) -> int:
+    if not _is_int(mtype):
+        raise TypeError(f"message type must be an int, not {type(mtype).__name__}")
+    if mtype < 1:
+        raise ValueError(f"message type must be >= 1 to send (0 and negatives only select on receive), not {mtype}")
+    if mtype > LONG_MAX:
+        raise OverflowError(f"message type must be <= {LONG_MAX} (C long), not {mtype}")
+    return int(mtype)
+
+
+def _check_receive_type(mtype: Any) -> int:
+    return _check_int("message type", mtype, LONG_MIN, LONG_MAX)
+
+
+def _check_flags(flags: Any, allowed: int, call: str) -> int:
+    value = _check_int("flags", flags, 0, _INT_MAX)
+    unknown = value & ~allowed
+    if unknown:
+        raise ValueError(f"flags {unknown:#o} are not {call} flags")
+    return value
+
+
+def deadline_ns(timeout: Any) -> int:
+    """The CLOCK_MONOTONIC deadline for `timeout` seconds; -1 for None (forever)."""
+    if timeout is None:
+        return -1
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+    if math.isnan(timeout):
+        raise ValueError("timeout must not be NaN")
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0 seconds, not {timeout}")
+    if timeout * 1e9 >= _FOREVER_NS:
+        return -1
+    return int(lib.sysvmq_monotonic_ns() + timeout * 1e9)
+
+
+def _blocking(flags: int, block: bool, timeout: Any) -> Tuple[int, int]:
+    """Fold `block` into `flags` and turn `timeout` into a deadline."""
+    if not block:
+        flags |= lib.IPC_NOWAIT
+    if timeout is not None and flags & lib.IPC_NOWAIT:
+        raise ValueError("timeout applies to blocking calls: drop block=False / IPC_NOWAIT, or the timeout")
+    return flags, deadline_ns(timeout)
+
+
+def send_options(flags: Any, block: bool, timeout: Any) -> Tuple[int, int]:
+    """(msgsnd flags, deadline) for a send call's arguments."""
+    return _blocking(_check_flags(flags, _SEND_FLAG_BITS, "msgsnd"), block, timeout)
+
+
+def receive_options(mtype: int, flags: Any, block: bool, timeout: Any, truncate: bool, exclude: bool) -> Tuple[int, int]:
+    """(msgrcv flags, deadline) for a receive call's arguments."""
+    flags = _check_flags(flags, _RECEIVE_FLAG_BITS, "msgrcv")
+    if truncate:
+        flags |= lib.MSG_NOERROR
+    if exclude:
+        if not _MSG_EXCEPT:
+            raise NotImplementedError("exclude=True needs MSG_EXCEPT, which only Linux has")
+        flags |= _MSG_EXCEPT
+    if flags & _MSG_EXCEPT and mtype <= 0:
+        raise ValueError(f"exclude / MSG_EXCEPT needs a message type > 0 to exclude, not {mtype}")
+    return _blocking(flags, block, timeout)
+
+
+def payload(message: Any) -> Any:
+    """`message` as something a `const char *` parameter takes: bytes, or a cdata view."""
+    if isinstance(message, str):
+        return message.encode("utf-8")
+    if isinstance(message, bytes):
+        return message
+    try:
+        return ffi.from_buffer(message)
+    except TypeError:
+        raise TypeError(f"message must be bytes-like or str, not {type(message).__name__}") from None
+    except (BufferError, ValueError):  # a non-contiguous buffer: one copy in C order
+        return memoryview(message).tobytes()
+
+
+class MessageQueue:
+    """A handle on a System V message queue.
+
+    ``MessageQueue(key)`` opens the queue with that key; ``create=True`` makes it if
+    needed (``exclusive=True``: only if new), with permission bits ``mode``
+    (default 0o600); raw ``msgget`` flags such as ``IPC_CREAT | 0o666`` work too.
+    ``max_size`` is the largest message this handle receives (default: the
+    kernel's msgmax). One handle may be shared by any number of threads.
+    """
+
+    __slots__ = ("_h", "_key", "_id", "_max_size", "_buffers", "__weakref__")
+
+    _h: Any
+    _key: int
+    _id: int
+    _max_size: int
+    _buffers: List[Tuple[Any, Any, Any]]
+
+    def __init__(
+        self,
+        key: int,
+        max_size: Optional[int] = None,
+        flags: int = 0,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        mode: Optional[int] = None,
+    ) -> None:
+        signed_key = _check_key(key)
+        flags = _check_flags(flags, _OPEN_FLAG_BITS, "msgget")
+        size = self._check_max_size(max_size)
+        if mode is not None:
+            mode = _check_int("mode", mode, 0, 0o777)
+            if flags & 0o777 and flags & 0o777 != mode:
+                raise ValueError(f"mode {mode:#o} contradicts the permission bits {flags & 0o777:#o} in flags")
+            flags |= mode
+        if create:
+            flags |= lib.IPC_CREAT
+        if exclusive:
+            if not flags & lib.IPC_CREAT:
+                raise ValueError("exclusive=True needs create=True (or IPC_CREAT in flags)")
+            flags |= lib.IPC_EXCL
+        if (flags & lib.IPC_CREAT or signed_key == lib.IPC_PRIVATE) and not flags & 0o777:
+            flags |= 0o600
+        msqid = lib.sysvmq_get(signed_key, flags)
+        if msqid < 0:
+            what = "create a private queue" if signed_key == lib.IPC_PRIVATE else f"open queue key={signed_key & KEY_MASK:#010x}"
+            raise error_for(-msqid, what)
+        self._setup(signed_key & KEY_MASK, msqid, size)
+
+    @classmethod
+    def from_id(cls, id: int, max_size: Optional[int] = None) -> "MessageQueue":
+        """Attach to an existing queue by its msqid (the id ``ipcs -q`` prints)."""
+        msqid = _check_int("id", id, 0, _INT_MAX)
+        size = cls._check_max_size(max_size)
+        ds = ffi.new("struct msqid_ds *")
+        r = lib.sysvmq_stat(msqid, ds)
+        if r == -errno.EACCES:
+            # No read permission: the key is still listed by MSG_STAT_ANY.
+            key = next((q.key for q in queues() if q.id == msqid), 0)
+        elif r < 0:
+            raise error_for(-r, f"attach to queue id={msqid}", "no queue has this id" if -r == errno.EINVAL else None)
+        else:
+            key = lib.sysvmq_perm_key(ds) & KEY_MASK
+        mq = cls.__new__(cls)
+        mq._setup(key, msqid, size)
+        return mq
+
+    @staticmethod
+    def _check_max_size(max_size: Optional[int]) -> int:
+        if max_size is None:
+            return msgmax()
+        if not _is_int(max_size):
+            raise TypeError(f"max_size must be an int or None, not {type(max_size).__name__}")
+        if max_size < 0:
+            raise ValueError(f"max_size must be >= 0 bytes, not {max_size}")
+        if max_size > _INT_MAX:
+            raise OverflowError(f"max_size must be <= {_INT_MAX} bytes, not {max_size}")
+        return int(max_size)
+
+    def _setup(self, key: int, msqid: int, max_size: int) -> None:
+        self._h = ffi.new("sysvmq_handle *")
+        self._h.id = msqid
+        self._key = key
+        self._id = msqid
+        self._max_size = max_size
+        self._buffers = []
+
+    # ---- attributes ----
+
+    @property
+    def key(self) -> int:
+        """The queue's key, unsigned (0..2**32-1; 0 for IPC_PRIVATE), as ``ipcs`` prints it."""
+        return self._key
+
+    @property
+    def id(self) -> int:
+        """The queue's msqid."""
+        return self._id
+
+    @property
+    def max_size(self) -> int:
+        """The largest message, in bytes, this handle receives."""
+        return self._max_size
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called on this handle."""
+        return bool(self._h.closed)
+
+    def __repr__(self) -> str:
+        state = " closed" if self._h.closed else ""
+        return f"<MessageQueue key={self._key:#010x} id={self._id} max_size={self._max_size}{state}>"
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (MessageQueue.from_id, (self._id, self._max_size))
+
+    def _describe(self) -> str:
+        return f"queue key={self._key:#010x} id={self._id}"
+
+    # ---- sending ----
+
+    def send(self, message: Payload, type: int = 1, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Send `message` (bytes-like, or str as UTF-8) with message type `type` (>= 1).
+
+        Blocks while the queue is full, unless ``block=False`` (then
+        :class:`QueueFullError`) or until `timeout` seconds pass
+        (:class:`QueueTimeoutError`).
+        """
+        data = message if message.__class__ is bytes else payload(message)
+        if type.__class__ is not int or not 0 < type <= LONG_MAX:
+            type = _check_send_type(type)
+        if flags or not block or timeout is not None:
+            flags, deadline = send_options(flags, block, timeout)
+        else:
+            deadline = -1
+        h = self._h
+        size = len(data)
+        while True:
+            r = _send(h, type, data, size, flags, deadline, _NULL)
+            if r == 0:
+                return
+            if r != _EINTR:
+                raise self._send_error(-r, size, timeout)
+
+    def _send_error(self, err: int, size: int, timeout: Optional[float]) -> SysVMQError:
+        what = f"send to {self._describe()}"
+        if err == errno.EINVAL:
+            limit = msgmax()
+            if size > limit:
+                return MessageTooLargeError(
+                    err,
+                    f"{what}: the message has {size} bytes, more than the kernel allows "
+                    f"(kernel.msgmax = {limit}); raise sysctl kernel.msgmax or send smaller messages",
+                )
+        if err == errno.EMSGSIZE:
+            return error_for(
+                err,
+                what,
+                f"the message has {size} bytes, more than this queue can ever hold "
+                f"(stats().max_bytes); raise it with set(max_bytes=...) (up to kernel.msgmnb)",
+            )
+        return self._error(err, what, timeout)
+
+    def _error(self, err: int, what: str, timeout: Optional[float] = None) -> SysVMQError:
+        if err == errno.ETIMEDOUT:
+            return error_for(err, what, f"nothing happened within the timeout of {timeout} s")
+        if err == errno.EAGAIN:
+            return error_for(err, what, "the queue is full (block=False)")
+        if err == errno.ENOMSG:
+            return error_for(err, what, "no message of the requested type is waiting (block=False)")
+        if err == errno.EBUSY:
+            return error_for(err, what, f"the wake-up signal was taken over by another handler; choose another with sysvmq.set_wakeup_signal()")
+        return error_for(err, what)
+
+    # ---- receiving ----
+
+    def _buffer(self) -> Tuple[Any, Any, Any]:
+        """A receive buffer for max_size bytes: (owner, struct pointer, payload pointer)."""
+        raw = _alloc("char[]", _HEADER + self._max_size)
+        buf = ffi.cast("struct sysvmq_msgbuf *", raw)
+        return raw, buf, buf.mtext
+
+    def _receive_error(self, err: int, timeout: Optional[float]) -> SysVMQError:
+        what = f"receive from {self._describe()}"
+        if err == errno.E2BIG:
+            return error_for(
+                err,
+                what,
+                f"the next message is larger than max_size={self._max_size} bytes and stays in the "
+                "queue; receive it with a larger max_size, or truncate=True to cut it",
+            )
+        return self._error(err, what, timeout)
+
+    def _take(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int) -> Tuple[int, int, bytes]:
+        """One message: (length, type, payload or b"" when copied into `dest`)."""
+        buffers = self._buffers
+        try:
+            entry = buffers.pop()
+        except IndexError:
+            entry = self._buffer()
+        try:
+            h = self._h
+            buf = entry[1]
+            while True:
+                n = _receive(h, buf, cap, mtype, flags, deadline, _NULL, dest)
+                if n >= 0:
+                    return n, buf.mtype, b"" if dest is not _NULL else _unpack(entry[2], n)
+                if n != _EINTR:
+                    raise self._receive_error(-n, timeout)
+        finally:
+            buffers.append(entry)
+
+    def receive(self, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> bytes:
+        """The payload of the next message selected by `type`.
+
+        `type` 0 takes the first message; > 0 the first of exactly that type
+        (``exclude=True``: of any other type); < 0 the first of the lowest type
+        <= abs(type). ``truncate=True`` cuts a message longer than max_size
+        instead of raising :class:`MessageTooLargeError`.
+        """
+        if flags or not block or truncate or exclude or timeout is not None:
+            flags, deadline = receive_options(type, flags, block, timeout, truncate, exclude)
+        else:
+            deadline = -1
+        return self._take(type, flags, deadline, timeout, _NULL, self._max_size)[2]
+
+    def receive_message(self, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Message:
+        """Like :meth:`receive`, but a :class:`Message` with the type as well."""
+        if flags or not block or truncate or exclude or timeout is not None:
+            flags, deadline = receive_options(type, flags, block, timeout, truncate, exclude)
+        else:
+            deadline = -1
+        _, mtype, data = self._take(type, flags, deadline, timeout, _NULL, self._max_size)
+        return _new_message((mtype, data))
+
+    # ---- control ----
+
+    def _check_open(self, what: str) -> None:
+        if self._h.closed:
+            raise error_for(errno.EBADF, f"{what} {self._describe()}")
+
+    def stats(self) -> QueueStats:
+        """One IPC_STAT snapshot: counts, capacity, owner, mode, pids and times."""
+        self._check_open("stat")
+        ds = ffi.new("struct msqid_ds *")
+        r = lib.sysvmq_stat(self._id, ds)
+        if r < 0:
+            raise error_for(-r, f"stat {self._describe()}", "reading a queue's stats needs read permission" if -r == errno.EACCES else None)
+        return stats_from(ds, self._id)
+
+    def set(self, *, mode: Optional[int] = None, uid: Optional[int] = None, gid: Optional[int] = None, max_bytes: Optional[int] = None) -> None:
+        """Change the queue's permission bits, owner or capacity (IPC_SET)."""
+        values = [
+            -1 if mode is None else _check_int("mode", mode, 0, 0o777),
+            -1 if uid is None else _check_int("uid", uid, 0, 0xFFFFFFFE),
+            -1 if gid is None else _check_int("gid", gid, 0, 0xFFFFFFFE),
+            -1 if max_bytes is None else _check_int("max_bytes", max_bytes, 1, (1 << 63) - 1),
+        ]
+        self._check_open("set")
+        r = lib.sysvmq_set(self._id, *values)
+        if r < 0:
+            hint = None
+            if -r == errno.EPERM and max_bytes is not None:
+                hint = (
+                    f"a capacity above kernel.msgmnb needs CAP_SYS_RESOURCE; raise sysctl kernel.msgmnb "
+                    f"(now {limits().msgmnb}), or only the owner may change the queue"
+                )
+            raise error_for(-r, f"set {self._describe()}", hint)
+
+    def destroy(self) -> None:
+        """Remove the queue (IPC_RMID) for every process; waiting messages are lost."""
+        self._check_open("destroy")
+        r = lib.sysvmq_remove(self._id)
+        if r < 0:
+            raise error_for(-r, f"destroy {self._describe()}")
+
+    def close(self) -> None:
+        """Close this handle only: wake every thread of this process blocked on it.
+
+        Those calls, and every later one, raise :class:`QueueClosedError`. The
+        queue and its messages stay. Closing twice is harmless.
+        """
+        lib.sysvmq_close(self._h)
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+

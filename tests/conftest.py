@@ -1,0 +1,87 @@
+import os
+import random
+import sys
+from typing import Iterator, Set
+
+import pytest
+
+import sysvmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def queue_ids() -> Set[int]:
+    """The msqids the kernel holds now, from /proc/sysvipc/msg."""
+    with open("/proc/sysvipc/msg") as f:
+        next(f)
+        return {int(line.split()[1]) for line in f if line.strip()}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_queues() -> Iterator[None]:
+    """Fail any test that leaves a queue behind (and remove it, so the machine stays clean)."""
+    before = queue_ids()
+    yield
+    leaked = queue_ids() - before
+    for msqid in leaked:
+        try:
+            sysvmq.MessageQueue.from_id(msqid).destroy()
+        except sysvmq.SysVMQError:
+            pass
+    assert not leaked, f"the test left queues behind: msqids {sorted(leaked)}"
+
+
+def _destroy(mq: sysvmq.MessageQueue) -> None:
+    try:
+        sysvmq.MessageQueue.from_id(mq.id).destroy()
+    except (sysvmq.QueueRemovedError, sysvmq.QueueNotFoundError):
+        pass
+
+
+@pytest.fixture
+def mq() -> Iterator[sysvmq.MessageQueue]:
+    """A new private queue, always removed afterwards."""
+    queue = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
+    try:
+        yield queue
+    finally:
+        _destroy(queue)
+
+
+@pytest.fixture
+def make_queue() -> Iterator["QueueFactory"]:
+    made = []
+
+    def factory(*args: object, **kwargs: object) -> sysvmq.MessageQueue:
+        queue = sysvmq.MessageQueue(*args, **kwargs)  # type: ignore[arg-type]
+        made.append(queue)
+        return queue
+
+    try:
+        yield factory
+    finally:
+        for queue in made:
+            _destroy(queue)
+
+
+QueueFactory = object
+
+
+@pytest.fixture
+def free_key() -> int:
+    """A random unsigned key (high bit set half the time) that names no queue now."""
+    existing = {q.key for q in sysvmq.queues()}
+    while True:
+        key = random.randrange(1, 1 << 32)
+        if key not in existing:
+            return key
+
+
+@pytest.fixture(scope="session")
+def limits() -> sysvmq.Limits:
+    return sysvmq.limits()
+
+
+def python_command(code: str) -> list:
+    return [sys.executable, "-c", code]

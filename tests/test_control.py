@@ -1,0 +1,170 @@
+"""stats(), set(), destroy(), close(), limits(), queues(), ftok() and the exception table."""
+
+import errno
+import os
+import pickle
+import time
+
+import pytest
+
+import sysvmq
+
+
+def test_stats_snapshot_has_every_field(mq):
+    before = int(time.time())
+    mq.send(b"12345", type=2)
+    stats = mq.stats()
+    assert stats.id == mq.id and stats.key == 0
+    assert (stats.count, stats.bytes) == (1, 5)
+    assert stats.mode == 0o600
+    assert (stats.uid, stats.gid, stats.cuid, stats.cgid) == (os.getuid(), os.getgid(), os.geteuid(), os.getegid())
+    assert stats.last_send_pid == os.getpid() and stats.last_receive_pid == 0
+    assert stats.last_send_time >= before and stats.last_receive_time == 0
+    assert stats.last_change_time >= before - 1
+    assert stats.max_bytes == sysvmq.limits().msgmnb
+    with pytest.raises(AttributeError):
+        stats.count = 3  # type: ignore[misc]
+    mq.receive()
+    after = mq.stats()
+    assert (after.count, after.bytes, after.last_receive_pid) == (0, 0, os.getpid())
+
+
+def test_set_changes_mode_and_capacity(mq):
+    mq.set(mode=0o644, max_bytes=1000)
+    stats = mq.stats()
+    assert (stats.mode, stats.max_bytes) == (0o644, 1000)
+    mq.set(uid=os.getuid(), gid=os.getgid())
+    assert mq.stats().mode == 0o644
+
+
+def test_set_above_msgmnb_names_the_sysctl(mq, limits):
+    if os.geteuid() == 0 and _has_cap_sys_resource():
+        pytest.skip("this process may raise msg_qbytes past msgmnb")
+    with pytest.raises(sysvmq.PermissionDeniedError) as info:
+        mq.set(max_bytes=limits.msgmnb + 1)
+    assert info.value.errno == errno.EPERM
+    assert "kernel.msgmnb" in str(info.value)
+
+
+def _has_cap_sys_resource() -> bool:
+    with open("/proc/self/status") as f:
+        caps = next(line for line in f if line.startswith("CapEff:"))
+    return bool(int(caps.split()[1], 16) & (1 << 24))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"mode": 0o1000}, OverflowError),
+        ({"mode": -1}, OverflowError),
+        ({"uid": -1}, OverflowError),
+        ({"max_bytes": 0}, OverflowError),
+        ({"max_bytes": 1.5}, TypeError),
+        ({"gid": "0"}, TypeError),
+    ],
+)
+def test_set_refuses_bad_values(mq, kwargs, error):
+    with pytest.raises(error):
+        mq.set(**kwargs)
+    assert mq.stats().mode == 0o600
+
+
+def test_destroy_removes_for_everyone(mq):
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    mq.destroy()
+    for call in (other.stats, lambda: other.send(b"x"), lambda: other.receive(block=False), other.destroy):
+        with pytest.raises(sysvmq.QueueRemovedError):
+            call()
+
+
+def test_close_is_per_handle_and_idempotent(mq):
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    with other:
+        other.send(b"kept")
+    assert other.closed and not mq.closed
+    other.close()
+    for call in (other.stats, lambda: other.send(b"x"), other.receive, other.destroy, lambda: other.set(mode=0o600)):
+        with pytest.raises(sysvmq.QueueClosedError) as info:
+            call()
+        assert info.value.errno == errno.EBADF
+    assert mq.receive() == b"kept"
+    assert "closed" in repr(other)
+
+
+def test_limits_match_proc(limits):
+    for name in ("msgmax", "msgmnb", "msgmni"):
+        with open(f"/proc/sys/kernel/{name}") as f:
+            assert getattr(limits, name) == int(f.read())
+
+
+def test_limits_count_live_usage(make_queue):
+    before = sysvmq.limits()
+    mq = make_queue(sysvmq.IPC_PRIVATE)
+    mq.send(b"x" * 10)
+    after = sysvmq.limits()
+    assert after.queues_in_use >= before.queues_in_use + 1
+    assert after.bytes_in_use >= before.bytes_in_use + 10
+
+
+def test_queues_lists_what_ipcs_lists(make_queue, free_key):
+    import subprocess
+
+    mq = make_queue(free_key, create=True)
+    mine = [q for q in sysvmq.queues() if q.id == mq.id]
+    assert len(mine) == 1 and mine[0].key == free_key
+    ipcs = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
+    assert f"{free_key:#010x}" in ipcs
+    listed = {q.id for q in sysvmq.queues()}
+    for line in ipcs.splitlines():
+        fields = line.split()
+        if fields and fields[0].startswith("0x"):
+            assert int(fields[1]) in listed
+
+
+def test_ftok_matches_the_formula(tmp_path):
+    path = tmp_path / "keyfile"
+    path.write_text("x")
+    st = os.stat(path)
+    expected = (st.st_ino & 0xFFFF) | ((st.st_dev & 0xFF) << 16) | (0x41 << 24)
+    assert sysvmq.ftok(path, 0x41) == expected
+    assert sysvmq.ftok(str(path), 0xC1) == expected | (0x80 << 24)  # unsigned, like MessageQueue.key
+    with pytest.raises(sysvmq.QueueNotFoundError):
+        sysvmq.ftok(tmp_path / "missing")
+    for bad, error in ((0, ValueError), (256, ValueError), (1.0, TypeError)):
+        with pytest.raises(error):
+            sysvmq.ftok(path, bad)
+
+
+@pytest.mark.parametrize(
+    "cls, builtin, code",
+    [
+        (sysvmq.QueueNotFoundError, FileNotFoundError, errno.ENOENT),
+        (sysvmq.QueueExistsError, FileExistsError, errno.EEXIST),
+        (sysvmq.PermissionDeniedError, PermissionError, errno.EACCES),
+        (sysvmq.QueueEmptyError, BlockingIOError, errno.ENOMSG),
+        (sysvmq.QueueFullError, BlockingIOError, errno.EAGAIN),
+        (sysvmq.QueueTimeoutError, TimeoutError, errno.ETIMEDOUT),
+    ],
+)
+def test_exceptions_are_also_builtins(cls, builtin, code):
+    error = cls(code, "what happened")
+    assert isinstance(error, sysvmq.SysVMQError) and isinstance(error, OSError) and isinstance(error, builtin)
+    assert error.errno == code and error.strerror == os.strerror(code)
+    assert str(error) == f"[Errno {code}] {os.strerror(code)}: what happened"
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is cls and again.errno == code and again.detail == "what happened"
+
+
+def test_every_exception_class_has_a_docstring():
+    for name in sysvmq.__all__:
+        obj = getattr(sysvmq, name)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            assert obj.__doc__ and len(obj.__doc__) > 20, name
+
+
+def test_constants_come_from_the_headers():
+    assert (sysvmq.IPC_CREAT, sysvmq.IPC_EXCL, sysvmq.IPC_NOWAIT) == (0o1000, 0o2000, 0o4000)
+    assert (sysvmq.IPC_RMID, sysvmq.IPC_SET, sysvmq.IPC_STAT, sysvmq.IPC_INFO) == (0, 1, 2, 3)
+    assert (sysvmq.MSG_NOERROR, sysvmq.MSG_EXCEPT, sysvmq.MSG_COPY) == (0o10000, 0o20000, 0o40000)
+    assert (sysvmq.MSG_STAT, sysvmq.MSG_INFO, sysvmq.IPC_PRIVATE) == (11, 12, 0)
+    assert isinstance(sysvmq.__version__, str)

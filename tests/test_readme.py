@@ -1,0 +1,25 @@
+"""The README's Python examples run as written."""
+
+import os
+import re
+
+import sysvmq
+from conftest import ROOT
+
+
+def python_blocks():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        return re.findall(r"```python\n(.*?)```", f.read(), re.S)
+
+
+def test_readme_examples_run():
+    blocks = [b for b in python_blocks() if "0xDEADC0DE" in b]
+    assert len(blocks) >= 2
+    if 0xDEADC0DE in {q.key for q in sysvmq.queues()}:
+        import pytest
+
+        pytest.skip("another program uses key 0xdeadc0de on this machine")
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["msg"] == sysvmq.Message(2, b"text is sent as UTF-8")

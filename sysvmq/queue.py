@@ -5,6 +5,7 @@ import functools
 import math
 from typing import Any, Callable, List, NamedTuple, Optional, Tuple, TypeVar, Union
 
+from sysvmq import aio
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
 from sysvmq.stats import KEY_MASK, QueueStats, limits, msgmax, queues, stats_from
@@ -157,13 +158,14 @@ class MessageQueue:
     kernel's msgmax). One handle may be shared by any number of threads.
     """
 
-    __slots__ = ("_h", "_key", "_id", "_max_size", "_buffers", "__weakref__")
+    __slots__ = ("_h", "_key", "_id", "_max_size", "_buffers", "_stash", "__weakref__")
 
     _h: Any
     _key: int
     _id: int
     _max_size: int
     _buffers: List[Tuple[Any, Any, Any]]
+    _stash: List[Message]  # taken off the queue by a cancelled async receive, not yet delivered
 
     def __init__(
         self,
@@ -234,6 +236,7 @@ class MessageQueue:
         self._id = msqid
         self._max_size = max_size
         self._buffers = []
+        self._stash = []
 
     # ---- attributes ----
 
@@ -283,10 +286,14 @@ class MessageQueue:
             flags, deadline = send_options(flags, block, timeout)
         else:
             deadline = -1
+        self._send_data(data, type, flags, deadline, timeout, _NULL)
+
+    def _send_data(self, data: Any, mtype: int, flags: int, deadline: int, timeout: Optional[float], token: Any) -> None:
+        """Send checked arguments, resuming after signal handlers ran (PEP 475)."""
         h = self._h
         size = len(data)
         while True:
-            r = _send(h, type, data, size, flags, deadline, _NULL)
+            r = _send(h, mtype, data, size, flags, deadline, token)
             if r == 0:
                 return
             if r != _EINTR:
@@ -341,8 +348,12 @@ class MessageQueue:
             )
         return self._error(err, what, timeout)
 
-    def _take(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int) -> Tuple[int, int, bytes]:
+    def _take(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int, token: Any = _NULL) -> Tuple[int, int, bytes]:
         """One message: (length, type, payload or b"" when copied into `dest`)."""
+        if self._stash:
+            stashed = self._from_stash(mtype, flags, dest, cap)
+            if stashed is not None:
+                return stashed
         buffers = self._buffers
         try:
             entry = buffers.pop()
@@ -352,13 +363,42 @@ class MessageQueue:
             h = self._h
             buf = entry[1]
             while True:
-                n = _receive(h, buf, cap, mtype, flags, deadline, _NULL, dest)
+                n = _receive(h, buf, cap, mtype, flags, deadline, token, dest)
                 if n >= 0:
                     return n, buf.mtype, b"" if dest is not _NULL else _unpack(entry[2], n)
                 if n != _EINTR:
                     raise self._receive_error(-n, timeout)
         finally:
             buffers.append(entry)
+
+    def _from_stash(self, mtype: int, flags: int, dest: Any, cap: int) -> Optional[Tuple[int, int, bytes]]:
+        """The stashed message this receive would have got from the kernel, if any."""
+        stash = list(self._stash)  # a snapshot: other threads may take from the stash too
+        if mtype == 0:
+            candidates = stash
+        elif mtype > 0 and flags & _MSG_EXCEPT:
+            candidates = [m for m in stash if m.type != mtype]
+        elif mtype > 0:
+            candidates = [m for m in stash if m.type == mtype]
+        else:
+            eligible = [m for m in stash if m.type <= -mtype]
+            lowest = min((m.type for m in eligible), default=0)
+            candidates = [m for m in eligible if m.type == lowest]
+        for message in candidates:
+            data = message.data
+            if len(data) > cap:
+                if not flags & lib.MSG_NOERROR:
+                    raise self._receive_error(errno.E2BIG, None)
+                data = data[:cap]
+            try:
+                self._stash.remove(message)  # equal messages are interchangeable
+            except ValueError:
+                continue
+            if dest is not _NULL:
+                ffi.memmove(dest, data, len(data))
+                return len(data), message.type, b""
+            return len(data), message.type, data
+        return None
 
     def receive(self, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> bytes:
         """The payload of the next message selected by `type`.
@@ -382,6 +422,20 @@ class MessageQueue:
             deadline = -1
         _, mtype, data = self._take(type, flags, deadline, timeout, _NULL, self._max_size)
         return _new_message((mtype, data))
+
+    # ---- asyncio ----
+
+    async def send_async(self, message: Payload, type: int = 1, *, timeout: Optional[float] = None) -> None:
+        """:meth:`send` for asyncio: waits for room without blocking the event loop."""
+        await aio.send(self, message, type, timeout)
+
+    async def receive_async(self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> bytes:
+        """:meth:`receive` for asyncio. Cancelling it never loses a message (see sysvmq.aio)."""
+        return (await aio.receive_message(self, type, timeout, truncate, exclude)).data
+
+    async def receive_message_async(self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Message:
+        """:meth:`receive_message` for asyncio. Cancelling it never loses a message."""
+        return await aio.receive_message(self, type, timeout, truncate, exclude)
 
     # ---- control ----
 

@@ -32,6 +32,8 @@ struct sysvmq_msgbuf {
 typedef struct {
     int id;
     int closed;
+    size_t max_size;
+    size_t capacity;
 } sysvmq_handle;
 
 typedef struct {
@@ -108,6 +110,8 @@ struct msginfo {
  * lost; whoever wakes a waiter repeats the signal at this interval until it leaves. */
 #define SYSVMQ_REFIRE_NS 1000000LL
 #define SYSVMQ_CLOSE_POLL_NS 200000LL
+/* Timeouts this long or longer mean "no deadline" (about 146 years). */
+#define SYSVMQ_FOREVER_NS (1LL << 62)
 
 static long long sysvmq_monotonic_ns(void)
 {
@@ -146,6 +150,7 @@ static struct sysvmq_waiter sysvmq_waiters = {&sysvmq_waiters, &sysvmq_waiters, 
 static pthread_once_t sysvmq_once = PTHREAD_ONCE_INIT;
 static int sysvmq_signo;        /* the wake-up signal; 0 until chosen */
 static int sysvmq_helper_on = !SYSVMQ_HAS_THREAD_TIMER;
+static __thread int sysvmq_thread_unblocked; /* the wake-up signal, once seen unblocked here */
 static int sysvmq_helper_running;
 
 static void sysvmq_wake_handler(int signo)
@@ -304,7 +309,9 @@ static void *sysvmq_helper_main(void *unused)
             if (w->kick_ns < 0)
                 continue;
             if (w->kick_ns <= now) {
-                pthread_kill(w->thread, sysvmq_signo);
+                /* Never send a signal whose handler is no longer ours. */
+                if (sysvmq_claim_signal(sysvmq_signo) == 0)
+                    pthread_kill(w->thread, sysvmq_signo);
                 w->kick_ns = now + SYSVMQ_REFIRE_NS;
             }
             if (w->kick_ns < next)
@@ -341,20 +348,25 @@ static int sysvmq_start_helper(void)
     return 0;
 }
 
-/* Signal every waiter of `h` (or using `token`): how many are still inside a call. */
+/* Signal every waiter of `h` (or using `token`): how many are still inside a call,
+ * or -EBUSY if the wake-up signal has another handler now (then none is signalled). */
 static int sysvmq_kick(const sysvmq_handle *h, const sysvmq_token *token)
 {
     struct sysvmq_waiter *w;
-    int inside = 0;
+    int inside = 0, r = 0;
     pthread_mutex_lock(&sysvmq_lock);
     for (w = sysvmq_waiters.next; w != &sysvmq_waiters; w = w->next) {
         if ((h != NULL && w->handle == h) || (token != NULL && w->token == token)) {
+            if (inside == 0)
+                r = sysvmq_claim_signal(sysvmq_signo);
+            if (r < 0)
+                break;
             pthread_kill(w->thread, sysvmq_signo);
             inside++;
         }
     }
     pthread_mutex_unlock(&sysvmq_lock);
-    return inside;
+    return r < 0 ? r : inside;
 }
 
 static int sysvmq_is_closed(sysvmq_handle *h)
@@ -362,21 +374,25 @@ static int sysvmq_is_closed(sysvmq_handle *h)
     return __atomic_load_n(&h->closed, __ATOMIC_ACQUIRE);
 }
 
-static void sysvmq_close(sysvmq_handle *h)
+static int sysvmq_close(sysvmq_handle *h)
 {
+    int inside;
     pthread_mutex_lock(&sysvmq_lock);
     __atomic_store_n(&h->closed, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&sysvmq_lock);
-    while (sysvmq_kick(h, NULL) > 0)
+    while ((inside = sysvmq_kick(h, NULL)) > 0)
         sysvmq_sleep_ns(SYSVMQ_CLOSE_POLL_NS);
+    return inside;
 }
 
 static int sysvmq_cancel(sysvmq_token *token)
 {
+    int inside;
     pthread_mutex_lock(&sysvmq_lock);
     __atomic_store_n(&token->cancelled, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&sysvmq_lock);
-    return sysvmq_kick(NULL, token) > 0;
+    inside = sysvmq_kick(NULL, token);
+    return inside < 0 ? inside : inside > 0;
 }
 
 /* ---- one attempt, and waiting for one ---- */
@@ -445,7 +461,9 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     w.token = token;
     w.kick_ns = -1;
     pthread_mutex_lock(&sysvmq_lock);
-    signo = sysvmq_choose_signal(sysvmq_signo);
+    /* With a deadline the kernel (or the helper) will send the signal, so check now that
+     * its handler is still ours; otherwise close/cancel check before they send it. */
+    signo = sysvmq_signo != 0 && deadline_ns < 0 ? sysvmq_signo : sysvmq_choose_signal(sysvmq_signo);
     if (signo < 0)
         r = signo;
     else if (sysvmq_is_closed(h))
@@ -469,9 +487,16 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     if (r < 0)
         return r;
 
+    /* The signal must be unblocked in this thread while it waits.  A thread found to
+     * have it unblocked is remembered, and its untimed waits skip the system call;
+     * a timed wait always makes sure, since its deadline depends on it. */
     sigemptyset(&set);
     sigaddset(&set, signo);
-    pthread_sigmask(SIG_UNBLOCK, &set, &old);
+    sigemptyset(&old);
+    if (deadline_ns >= 0 || sysvmq_thread_unblocked != signo) {
+        pthread_sigmask(SIG_UNBLOCK, &set, &old);
+        sysvmq_thread_unblocked = sigismember(&old, signo) ? 0 : signo;
+    }
 #if SYSVMQ_HAS_THREAD_TIMER
     if (deadline_ns >= 0 && !helper) {
         r = sysvmq_arm_timer(&timer, signo, deadline_ns);
@@ -504,13 +529,18 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
 }
 
 /* -EMSGSIZE if `len` bytes can never fit in the queue (so a blocking send would
- * sleep forever), else 0.  Without read permission the capacity is unknown: 0. */
-static int sysvmq_check_capacity(int id, size_t len)
+ * sleep forever), else 0.  The capacity last read is remembered in the handle, so a
+ * producer that often finds the queue full asks the kernel again only for a larger
+ * message.  Without read permission the capacity is unknown: 0. */
+static int sysvmq_check_capacity(sysvmq_handle *h, size_t len)
 {
     struct msqid_ds ds;
-    if (msgctl(id, IPC_STAT, &ds) == 0 && len > (size_t)ds.msg_qbytes)
-        return -EMSGSIZE;
-    return 0;
+    if (len <= __atomic_load_n(&h->capacity, __ATOMIC_RELAXED))
+        return 0;
+    if (msgctl(h->id, IPC_STAT, &ds) < 0)
+        return 0;
+    __atomic_store_n(&h->capacity, (size_t)ds.msg_qbytes, __ATOMIC_RELAXED);
+    return len > (size_t)ds.msg_qbytes ? -EMSGSIZE : 0;
 }
 
 /* Send the message in `op` (already assembled) as sysvmq_send describes. */
@@ -520,7 +550,7 @@ static long sysvmq_send_op(sysvmq_handle *h, const struct sysvmq_op *op, int fla
     long r = sysvmq_attempt(op, flags | IPC_NOWAIT);
     if (r != -EAGAIN)
         return r;
-    r = sysvmq_check_capacity(op->id, op->size);
+    r = sysvmq_check_capacity(h, op->size);
     if (r < 0)
         return r;
     if (flags & IPC_NOWAIT)
@@ -548,6 +578,8 @@ static int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t le
     long stack[1 + SYSVMQ_STACK_PAYLOAD / sizeof(long)];
     struct sysvmq_op op;
     long r;
+    if (mtype < 1)
+        return -EDOM;
     if (sysvmq_is_closed(h))
         return -EBADF;
     op.send = 1;
@@ -565,8 +597,14 @@ static int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t le
     return (int)r;
 }
 
-static long sysvmq_receive(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t cap, long msgtyp,
-                           int flags, long long deadline_ns, sysvmq_token *token, char *dest)
+/* The message buffer whose payload area starts at `text`. */
+static struct sysvmq_msgbuf *sysvmq_buffer_of(char *text)
+{
+    return (struct sysvmq_msgbuf *)(void *)(text - offsetof(struct sysvmq_msgbuf, mtext));
+}
+
+static long sysvmq_receive_op(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t cap, long msgtyp,
+                              int flags, long long deadline_ns, sysvmq_token *token)
 {
     struct sysvmq_op op;
     long r;
@@ -582,9 +620,44 @@ static long sysvmq_receive(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t c
     r = sysvmq_attempt(&op, flags | IPC_NOWAIT);
     if (r == -ENOMSG && !(flags & IPC_NOWAIT))
         r = sysvmq_wait(h, &op, flags, deadline_ns, token);
+    return r;
+}
+
+static long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int flags,
+                           long long deadline_ns, sysvmq_token *token, char *dest)
+{
+    struct sysvmq_msgbuf *buf = sysvmq_buffer_of(text);
+    long r = sysvmq_receive_op(h, buf, cap, msgtyp, flags, deadline_ns, token);
     if (r > 0 && dest != NULL)
         memcpy(dest, buf->mtext, (size_t)r);
     return r;
+}
+
+static long sysvmq_take(sysvmq_handle *h, char *text, long msgtyp)
+{
+    return sysvmq_receive_op(h, sysvmq_buffer_of(text), h->max_size, msgtyp, 0, -1, NULL);
+}
+
+static long sysvmq_take_within(sysvmq_handle *h, char *text, long msgtyp, double timeout,
+                               long long *deadline_ns)
+{
+    struct sysvmq_op op;
+    long r;
+    if (!(timeout >= 0))
+        return -EDOM; /* negative or NaN */
+    if (sysvmq_is_closed(h))
+        return -EBADF;
+    op.send = 0;
+    op.id = h->id;
+    op.buf = sysvmq_buffer_of(text);
+    op.size = h->max_size;
+    op.msgtyp = msgtyp;
+    r = sysvmq_attempt(&op, IPC_NOWAIT);
+    if (r != -ENOMSG)
+        return r;
+    /* Only a call that has to wait needs its deadline. */
+    *deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS ? -1 : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
+    return sysvmq_wait(h, &op, 0, *deadline_ns, NULL);
 }
 
 static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, const size_t *lens,
@@ -595,6 +668,8 @@ static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, cons
     struct sysvmq_op op;
     size_t i, offset = 0, largest = 0;
     long r = 0;
+    if (mtype < 1)
+        return -EDOM;
     if (sysvmq_is_closed(h))
         return -EBADF;
     for (i = 0; i < count; i++) {
@@ -624,6 +699,11 @@ static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, cons
     return r < 0 ? (int)r : 0;
 }
 
+static int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len)
+{
+    return sysvmq_send(h, mtype, data, len, 0, -1, NULL);
+}
+
 static long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size_t cap, long msgtyp,
                                 int flags, long long deadline_ns, sysvmq_token *token,
                                 size_t max_count, size_t *offsets, size_t *lens, long *types)
@@ -642,7 +722,7 @@ static long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size
             break;
         op.buf = (struct sysvmq_msgbuf *)(out + pos);
         if (n == 0) {
-            r = sysvmq_receive(h, op.buf, cap, msgtyp, flags, deadline_ns, token, NULL);
+            r = sysvmq_receive_op(h, op.buf, cap, msgtyp, flags, deadline_ns, token);
             if (r < 0)
                 return r;
         } else {

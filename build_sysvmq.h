@@ -60,7 +60,9 @@ struct sysvmq_msgbuf {
 /* One queue handle of this process; owned by Python (ffi.new). */
 typedef struct {
     int id;
-    int closed;
+    int closed;      /* set by sysvmq_close */
+    size_t max_size; /* the payload room of the buffers handed to sysvmq_take */
+    size_t capacity; /* the queue's msg_qbytes when last read; 0: read it when needed */
 } sysvmq_handle;
 
 /* Lets another thread stop one blocking call (asyncio cancellation). */
@@ -98,18 +100,31 @@ static const long SYSVMQ_LONG_MIN;
 /* msgget(key, flags): the msqid, or -errno. */
 int sysvmq_get(key_t key, int flags);
 
-/* Send `len` bytes of `data` with type `mtype`.  Blocks unless IPC_NOWAIT is in
- * `flags`, until `deadline_ns` (CLOCK_MONOTONIC, -1 = none): -ETIMEDOUT then.
+/* Send `len` bytes of `data` with type `mtype` (-EDOM if < 1).  Blocks unless IPC_NOWAIT
+ * is in `flags`, until `deadline_ns` (CLOCK_MONOTONIC, -1 = none): -ETIMEDOUT then.
  * -EMSGSIZE: bigger than the queue's capacity (a send that could never complete).
  * -EINTR: a signal arrived; run the handlers and call again with the same deadline.
  * -EBADF: the handle was closed.  -ECANCELED: `token` was cancelled. */
 int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t len, int flags,
                 long long deadline_ns, sysvmq_token *token);
 
-/* Receive into `buf` (room for `cap` payload bytes); the payload length, or -errno as
- * for sysvmq_send.  With `dest` not NULL the payload is copied there as well. */
-long sysvmq_receive(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t cap, long msgtyp,
-                    int flags, long long deadline_ns, sysvmq_token *token, char *dest);
+/* sysvmq_send with no flags, no deadline, no token: the common case in one short call. */
+int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len);
+
+/* Receive into the buffer whose payload area is `text` (the mtext of a struct
+ * sysvmq_msgbuf with room for `cap` bytes): the payload length, or -errno as for
+ * sysvmq_send.  With `dest` not NULL the payload is copied there as well. */
+long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int flags,
+                    long long deadline_ns, sysvmq_token *token, char *dest);
+
+/* sysvmq_receive with cap = h->max_size, no flags, no deadline, no token, no dest. */
+long sysvmq_take(sysvmq_handle *h, char *text, long msgtyp);
+
+/* sysvmq_take waiting at most `timeout` seconds (-EDOM if negative or NaN).  When it has
+ * to wait it stores its absolute deadline in *deadline_ns first, for a retry after
+ * -EINTR (through sysvmq_receive) to keep; a message already there costs no clock read. */
+long sysvmq_take_within(sysvmq_handle *h, char *text, long msgtyp, double timeout,
+                        long long *deadline_ns);
 
 /* Send `count` messages of type `mtype`, packed back to back in `data` with lengths
  * `lens`; *sent counts those that went.  0, or -errno for the message at *sent. */
@@ -126,10 +141,12 @@ long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size_t cap,
                          size_t max_count, size_t *offsets, size_t *lens, long *types);
 
 /* Mark the handle closed and wake every thread of this process blocked on it;
- * returns once none is left inside a call on it. */
-void sysvmq_close(sysvmq_handle *h);
+ * returns 0 once none is left inside a call on it, or -EBUSY if the wake-up
+ * signal has another handler now, so the threads cannot be woken. */
+int sysvmq_close(sysvmq_handle *h);
 
-/* Cancel the call that uses `token` and wake it: 1 while it is still inside, else 0. */
+/* Cancel the call that uses `token` and wake it: 1 while it is still inside, else 0;
+ * -EBUSY if the wake-up signal has another handler now. */
 int sysvmq_cancel(sysvmq_token *token);
 
 /* msgctl IPC_STAT into *ds: 0 or -errno. */

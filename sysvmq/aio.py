@@ -116,15 +116,16 @@ async def _in_thread(call: Callable[[Any], _T], keep: Optional[Callable[[_T], No
     try:
         succeeded, value = await asyncio.shield(done)
     except asyncio.CancelledError:
+        if keep is not None:
+            # Whatever the thread still takes goes to `keep`, even if we stop waiting for it.
+            done.add_done_callback(lambda f: keep(f.result()[1]) if f.result()[0] else None)
         while not done.done():
-            lib.sysvmq_cancel(token)
+            if lib.sysvmq_cancel(token) < 0:
+                break  # the wake-up signal was taken over: the thread cannot be woken
             try:
                 await asyncio.wait({done}, timeout=_REKICK_SECONDS)
             except asyncio.CancelledError:
                 pass  # cancelled again: still wait for the thread, then re-raise once
-        succeeded, value = done.result()
-        if succeeded and keep is not None:
-            keep(value)
         raise
     if not succeeded:
         raise value
@@ -132,11 +133,10 @@ async def _in_thread(call: Callable[[Any], _T], keep: Optional[Callable[[_T], No
 
 
 async def send(mq: "MessageQueue", message: Any, mtype: int, timeout: Optional[float]) -> None:
-    from sysvmq.queue import LONG_MAX, _check_send_type, payload, send_options
+    from sysvmq.queue import _check_send_type, payload, send_options
 
     data = payload(message)
-    if mtype.__class__ is not int or not 0 < mtype <= LONG_MAX:
-        mtype = _check_send_type(mtype)
+    mtype = _check_send_type(mtype)
     flags, deadline = send_options(0, True, timeout)
     try:
         return mq._send_data(data, mtype, flags | lib.IPC_NOWAIT, -1, None, ffi.NULL)
@@ -153,7 +153,7 @@ async def receive_message(mq: "MessageQueue", mtype: int, timeout: Optional[floa
     flags, deadline = receive_options(mtype, 0, True, timeout, truncate, exclude)
     cap = mq.max_size
     try:
-        _, got_type, data = mq._take(mtype, flags | lib.IPC_NOWAIT, -1, None, ffi.NULL, cap)
+        _, got_type, data = mq._take_message(mtype, flags | lib.IPC_NOWAIT, -1, None, ffi.NULL, cap)
         return Message(got_type, data)
     except QueueEmptyError:
         pass
@@ -161,7 +161,7 @@ async def receive_message(mq: "MessageQueue", mtype: int, timeout: Optional[floa
         raise error_for(errno.ETIMEDOUT, f"receive from {mq._describe()}", f"nothing arrived within the timeout of {timeout} s")
 
     def receive(token: Any) -> "Message":
-        _, got_type, data = mq._take(mtype, flags, deadline, timeout, ffi.NULL, cap, token)
+        _, got_type, data = mq._take_message(mtype, flags, deadline, timeout, ffi.NULL, cap, token)
         return Message(got_type, data)
 
     return await _in_thread(receive, mq._stash.append)

@@ -3,7 +3,8 @@
 import errno
 import functools
 import math
-from typing import Any, Callable, List, NamedTuple, Optional, Tuple, TypeVar, Union
+import time
+from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from sysvmq import aio
 from sysvmq._sysvmq_cffi import ffi, lib
@@ -28,10 +29,14 @@ class Message(NamedTuple):
 # Hot-path names bound once: each global or attribute lookup is paid per message.
 _new_message: Callable[[Tuple[int, bytes]], Message] = functools.partial(tuple.__new__, Message)
 _send = lib.sysvmq_send
+_put = lib.sysvmq_put
 _receive = lib.sysvmq_receive
+_take = lib.sysvmq_take
+_take_within = lib.sysvmq_take_within
 _unpack = ffi.unpack
 _NULL = ffi.NULL
 _EINTR = -errno.EINTR
+_EDOM = -errno.EDOM
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 _HEADER = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
 
@@ -47,6 +52,9 @@ _MSG_COPY = lib.SYSVMQ_MSG_COPY if lib.SYSVMQ_HAS_MSG_COPY else 0
 _SEND_FLAG_BITS = lib.IPC_NOWAIT
 _RECEIVE_FLAG_BITS = lib.IPC_NOWAIT | lib.MSG_NOERROR | _MSG_EXCEPT
 _FOREVER_NS = 1 << 62  # deadlines further out than ~146 years mean "no deadline"
+# The shim's clock (CLOCK_MONOTONIC), read without a call into C.
+_clock_ns = time.clock_gettime_ns
+_MONOTONIC = time.CLOCK_MONOTONIC
 #: The largest out-buffer receive_many() uses: a batch stops when it is full.
 BATCH_BYTES = 1 << 20
 
@@ -103,7 +111,7 @@ def deadline_ns(timeout: Any) -> int:
         raise ValueError(f"timeout must be >= 0 seconds, not {timeout}")
     if timeout * 1e9 >= _FOREVER_NS:
         return -1
-    return int(lib.sysvmq_monotonic_ns() + timeout * 1e9)
+    return int(_clock_ns(_MONOTONIC) + timeout * 1e9)
 
 
 def _blocking(flags: int, block: bool, timeout: Any) -> Tuple[int, int]:
@@ -134,6 +142,28 @@ def receive_options(mtype: int, flags: Any, block: bool, timeout: Any, truncate:
     return _blocking(flags, block, timeout)
 
 
+def type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _bad_type(mtype: Any, check: Callable[[Any], int]) -> Exception:
+    """The error for a message type that C refused: `check` explains it."""
+    try:
+        check(mtype)
+    except (TypeError, ValueError, OverflowError) as e:
+        return e
+    return TypeError(f"message type must be an int, not {type_name(mtype)}")
+
+
+def _as_bytes(message: Any) -> bytes:
+    if isinstance(message, str):
+        return message.encode("utf-8")
+    try:
+        return memoryview(message).tobytes()
+    except TypeError:
+        raise TypeError(f"message must be bytes-like or str, not {type_name(message)}") from None
+
+
 def payload(message: Any) -> Any:
     """`message` as something a `const char *` parameter takes: bytes, or a cdata view."""
     if isinstance(message, str):
@@ -158,13 +188,14 @@ class MessageQueue:
     kernel's msgmax). One handle may be shared by any number of threads.
     """
 
-    __slots__ = ("_h", "_key", "_id", "_max_size", "_buffers", "_stash", "__weakref__")
+    __slots__ = ("_h", "_key", "_id", "_max_size", "_buffers", "_batches", "_stash", "__weakref__")
 
     _h: Any
     _key: int
     _id: int
     _max_size: int
-    _buffers: List[Tuple[Any, Any, Any]]
+    _buffers: List[Tuple[Any, Any, Any, Any]]  # free receive buffers; a call takes one, so threads never share
+    _batches: List[Any]  # free receive_many buffers
     _stash: List[Message]  # taken off the queue by a cancelled async receive, not yet delivered
 
     def __init__(
@@ -235,7 +266,9 @@ class MessageQueue:
         self._key = key
         self._id = msqid
         self._max_size = max_size
+        self._h.max_size = max_size
         self._buffers = []
+        self._batches = []
         self._stash = []
 
     # ---- attributes ----
@@ -280,27 +313,39 @@ class MessageQueue:
         (:class:`QueueTimeoutError`).
         """
         data = message if message.__class__ is bytes else payload(message)
-        if type.__class__ is not int or not 0 < type <= LONG_MAX:
-            type = _check_send_type(type)
         if flags or not block or timeout is not None:
-            flags, deadline = send_options(flags, block, timeout)
-        else:
-            deadline = -1
-        self._send_data(data, type, flags, deadline, timeout, _NULL)
+            if flags or not block:
+                flags, deadline = send_options(flags, block, timeout)
+            else:
+                deadline = deadline_ns(timeout)
+            self._send_data(data, type, flags, deadline, timeout, _NULL)
+            return
+        try:
+            r = _put(self._h, type, data, len(data))
+        except (TypeError, OverflowError):
+            raise _bad_type(type, _check_send_type) from None
+        if r:
+            self._send_data(data, type, 0, -1, None, _NULL, r)
 
-    def _send_data(self, data: Any, mtype: int, flags: int, deadline: int, timeout: Optional[float], token: Any) -> None:
-        """Send checked arguments, resuming after signal handlers ran (PEP 475)."""
+    def _send_data(self, data: Any, mtype: int, flags: int, deadline: int, timeout: Optional[float], token: Any, r: int = _EINTR) -> None:
+        """Send checked arguments, resuming after signal handlers ran (PEP 475).
+
+        `r` is the result of an attempt already made; the default makes the first one.
+        """
         h = self._h
         size = len(data)
-        while True:
-            r = _send(h, mtype, data, size, flags, deadline, token)
-            if r == 0:
-                return
+        while r:
             if r != _EINTR:
-                raise self._send_error(-r, size, timeout)
+                raise self._send_error(-r, size, timeout, mtype)
+            try:
+                r = _send(h, mtype, data, size, flags, deadline, token)
+            except (TypeError, OverflowError):
+                raise _bad_type(mtype, _check_send_type) from None
 
-    def _send_error(self, err: int, size: int, timeout: Optional[float]) -> SysVMQError:
+    def _send_error(self, err: int, size: int, timeout: Optional[float], mtype: int) -> Exception:
         what = f"send to {self._describe()}"
+        if err == errno.EDOM:
+            return _bad_type(mtype, _check_send_type)
         if err == errno.EINVAL:
             limit = msgmax()
             if size > limit:
@@ -326,18 +371,44 @@ class MessageQueue:
         if err == errno.ENOMSG:
             return error_for(err, what, "no message of the requested type is waiting (block=False)")
         if err == errno.EBUSY:
-            return error_for(err, what, f"the wake-up signal was taken over by another handler; choose another with sysvmq.set_wakeup_signal()")
+            return error_for(err, what, "the wake-up signal was taken over by another handler; choose another with sysvmq.set_wakeup_signal()")
         return error_for(err, what)
+
+    def send_many(self, messages: Iterable[Payload], type: int = 1, *, block: bool = True, timeout: Optional[float] = None) -> int:
+        """Send every message of `messages` with type `type`, in one call into C.
+
+        Returns how many were sent (all of them). The first failure stops the batch
+        and is raised with ``.sent``: how many went before it. `timeout` bounds the
+        whole batch.
+        """
+        parts = [m if m.__class__ is bytes else _as_bytes(m) for m in messages]
+        if not parts:
+            return 0
+        flags, deadline = send_options(0, block, timeout)
+        lens = ffi.new("size_t[]", [len(p) for p in parts])
+        data = b"".join(parts)
+        sent = ffi.new("size_t *")
+        h = self._h
+        while True:
+            try:
+                r = lib.sysvmq_send_many(h, type, data, lens, len(parts), flags, deadline, _NULL, sent)
+            except (TypeError, OverflowError):
+                raise _bad_type(type, _check_send_type) from None
+            if r == 0:
+                return len(parts)
+            if r != _EINTR:
+                error = self._send_error(-r, len(parts[sent[0]]), timeout, type)
+                error.sent = int(sent[0])  # type: ignore[attr-defined]
+                raise error
 
     # ---- receiving ----
 
-    def _buffer(self) -> Tuple[Any, Any, Any]:
-        """A receive buffer for max_size bytes: (owner, struct pointer, payload pointer)."""
+    def _buffer(self) -> Tuple[Any, Any, Any, Any]:
+        """A receive buffer for max_size bytes: (payload, type, deadline of a timed wait, owner)."""
         raw = _alloc("char[]", _HEADER + self._max_size)
-        buf = ffi.cast("struct sysvmq_msgbuf *", raw)
-        return raw, buf, buf.mtext
+        return ffi.cast("char *", raw) + _HEADER, ffi.cast("long *", raw), ffi.new("long long *"), raw
 
-    def _receive_error(self, err: int, timeout: Optional[float]) -> SysVMQError:
+    def _receive_error(self, err: int, timeout: Optional[float], mtype: int) -> Exception:
         what = f"receive from {self._describe()}"
         if err == errno.E2BIG:
             return error_for(
@@ -348,8 +419,31 @@ class MessageQueue:
             )
         return self._error(err, what, timeout)
 
-    def _take(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int, token: Any = _NULL) -> Tuple[int, int, bytes]:
-        """One message: (length, type, payload or b"" when copied into `dest`)."""
+    def _retry_take(self, n: int, mtype: int, timeout: Optional[float], entry: Any) -> int:
+        """After a failed common-path receive: raise, or resume it after signal handlers ran."""
+        if n == _EDOM:
+            deadline_ns(timeout)  # raises: a negative or NaN timeout
+        deadline = -1 if timeout is None or n != _EINTR else entry[2][0]
+        return self._take_loop(mtype, 0, deadline, timeout, _NULL, self._max_size, _NULL, entry, n)
+
+    def _take_loop(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int, token: Any, entry: Any, n: int = _EINTR) -> int:
+        """Receive into `entry`, resuming after signal handlers ran: the payload length.
+
+        `n` is the result of an attempt already made; the default makes the first one.
+        """
+        h = self._h
+        text = entry[0]
+        while n < 0:
+            if n != _EINTR:
+                raise self._receive_error(-n, timeout, mtype)
+            try:
+                n = _receive(h, text, cap, mtype, flags, deadline, token, dest)
+            except (TypeError, OverflowError):
+                raise _bad_type(mtype, _check_receive_type) from None
+        return n
+
+    def _take_message(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int, token: Any = _NULL) -> Tuple[int, int, bytes]:
+        """One message with checked options: (length, type, payload or b"" when copied into `dest`)."""
         if self._stash:
             stashed = self._from_stash(mtype, flags, dest, cap)
             if stashed is not None:
@@ -359,17 +453,10 @@ class MessageQueue:
             entry = buffers.pop()
         except IndexError:
             entry = self._buffer()
-        try:
-            h = self._h
-            buf = entry[1]
-            while True:
-                n = _receive(h, buf, cap, mtype, flags, deadline, token, dest)
-                if n >= 0:
-                    return n, buf.mtype, b"" if dest is not _NULL else _unpack(entry[2], n)
-                if n != _EINTR:
-                    raise self._receive_error(-n, timeout)
-        finally:
-            buffers.append(entry)
+        n = self._take_loop(mtype, flags, deadline, timeout, dest, cap, token, entry)
+        taken = n, entry[1][0], b"" if dest is not _NULL else _unpack(entry[0], n)
+        buffers.append(entry)
+        return taken
 
     def _from_stash(self, mtype: int, flags: int, dest: Any, cap: int) -> Optional[Tuple[int, int, bytes]]:
         """The stashed message this receive would have got from the kernel, if any."""
@@ -388,7 +475,7 @@ class MessageQueue:
             data = message.data
             if len(data) > cap:
                 if not flags & lib.MSG_NOERROR:
-                    raise self._receive_error(errno.E2BIG, None)
+                    raise self._receive_error(errno.E2BIG, None, mtype)
                 data = data[:cap]
             try:
                 self._stash.remove(message)  # equal messages are interchangeable
@@ -408,20 +495,141 @@ class MessageQueue:
         <= abs(type). ``truncate=True`` cuts a message longer than max_size
         instead of raising :class:`MessageTooLargeError`.
         """
-        if flags or not block or truncate or exclude or timeout is not None:
+        if flags or not block or truncate or exclude or self._stash:
             flags, deadline = receive_options(type, flags, block, timeout, truncate, exclude)
-        else:
-            deadline = -1
-        return self._take(type, flags, deadline, timeout, _NULL, self._max_size)[2]
+            return self._take_message(type, flags, deadline, timeout, _NULL, self._max_size)[2]
+        # The common case, kept to the bone (receive_message mirrors it). A buffer goes
+        # back on the free list only after its payload is copied out; if anything
+        # raises in between, the buffer is simply dropped.
+        if timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int:
+            deadline_ns(timeout)  # raises the right error for any other kind of timeout
+        buffers = self._buffers
+        try:
+            entry = buffers.pop()
+        except IndexError:
+            entry = self._buffer()
+        text = entry[0]
+        try:
+            if timeout is None:
+                n = _take(self._h, text, type)
+            else:
+                n = _take_within(self._h, text, type, timeout, entry[2])
+        except (TypeError, OverflowError):
+            raise _bad_type(type, _check_receive_type) from None
+        if n < 0:
+            n = self._retry_take(n, type, timeout, entry)
+        data: bytes = _unpack(text, n)
+        buffers.append(entry)
+        return data
 
     def receive_message(self, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Message:
         """Like :meth:`receive`, but a :class:`Message` with the type as well."""
-        if flags or not block or truncate or exclude or timeout is not None:
+        if flags or not block or truncate or exclude or self._stash:
             flags, deadline = receive_options(type, flags, block, timeout, truncate, exclude)
-        else:
-            deadline = -1
-        _, mtype, data = self._take(type, flags, deadline, timeout, _NULL, self._max_size)
-        return _new_message((mtype, data))
+            _, mtype, data = self._take_message(type, flags, deadline, timeout, _NULL, self._max_size)
+            return _new_message((mtype, data))
+        if timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int:
+            deadline_ns(timeout)  # raises the right error for any other kind of timeout
+        buffers = self._buffers
+        try:
+            entry = buffers.pop()
+        except IndexError:
+            entry = self._buffer()
+        text = entry[0]
+        try:
+            if timeout is None:
+                n = _take(self._h, text, type)
+            else:
+                n = _take_within(self._h, text, type, timeout, entry[2])
+        except (TypeError, OverflowError):
+            raise _bad_type(type, _check_receive_type) from None
+        if n < 0:
+            n = self._retry_take(n, type, timeout, entry)
+        message = _new_message((entry[1][0], _unpack(text, n)))
+        buffers.append(entry)
+        return message
+
+    def receive_into(self, buffer: Any, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Tuple[int, int]:
+        """Receive the next message's payload into the writable `buffer`: (nbytes, type).
+
+        `buffer` is any writable, contiguous buffer (bytearray, memoryview, array,
+        numpy array); a message longer than it (or than max_size) raises
+        :class:`MessageTooLargeError` and stays queued, unless ``truncate=True``.
+        """
+        try:
+            dest = ffi.from_buffer(buffer, require_writable=True)
+        except (TypeError, BufferError, ValueError):
+            # Checked before the call: the kernel would drop a message it cannot write (EFAULT).
+            raise TypeError(f"buffer must be a writable, contiguous buffer, not {type_name(buffer)}") from None
+        flags, deadline = receive_options(type, flags, block, timeout, truncate, exclude)
+        n, mtype, _ = self._take_message(type, flags, deadline, timeout, dest, min(len(dest), self._max_size))
+        return n, mtype
+
+    def receive_many(self, max_count: int, type: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> List[bytes]:
+        """Up to `max_count` payloads in one call into C.
+
+        Waits (per `block`/`timeout`) only for the first message, then takes only
+        what is already waiting. Never loses a message: one that stops the batch
+        (too large, queue removed ...) stays queued and the next call reports it.
+        """
+        max_count = _check_int("max_count", max_count, 1, _INT_MAX)
+        flags, deadline = receive_options(type, 0, block, timeout, truncate, exclude)
+        if self._stash:
+            stashed = self._from_stash(type, flags, _NULL, self._max_size)
+            if stashed is not None:
+                return [stashed[2]]
+        cap = self._max_size
+        outcap = max(BATCH_BYTES, _HEADER + cap)
+        slots = min(max_count, outcap // _HEADER)
+        offsets = ffi.new("size_t[]", slots)
+        lens = ffi.new("size_t[]", slots)
+        types = ffi.new("long[]", slots)
+        batches = self._batches
+        try:
+            out = batches.pop()
+        except IndexError:
+            out = _alloc("char[]", outcap)
+        try:
+            h = self._h
+            while True:
+                try:
+                    n = lib.sysvmq_receive_many(h, out, outcap, cap, type, flags, deadline, _NULL, slots, offsets, lens, types)
+                except (TypeError, OverflowError):
+                    raise _bad_type(type, _check_receive_type) from None
+                if n >= 0:
+                    break
+                if n != _EINTR:
+                    raise self._receive_error(-n, timeout, type)
+            view = ffi.buffer(out, outcap)
+            return [view[o : o + size] for o, size in zip(ffi.unpack(offsets, n), ffi.unpack(lens, n))]
+        finally:
+            batches.append(out)
+
+    def peek(self, index: int = 0) -> Message:
+        """A copy of the message at position `index` (0 = first), left in the queue.
+
+        Linux MSG_COPY: needs a kernel built with CONFIG_CHECKPOINT_RESTORE.
+        """
+        index = _check_int("index", index, 0, LONG_MAX)
+        what = f"peek at message {index} of {self._describe()}"
+        if not _MSG_COPY:
+            raise error_for(errno.ENOSYS, what, "this platform has no MSG_COPY")
+        buffers = self._buffers
+        try:
+            entry = buffers.pop()
+        except IndexError:
+            entry = self._buffer()
+        try:
+            n = _receive(self._h, entry[0], self._max_size, index, _MSG_COPY | lib.IPC_NOWAIT, -1, _NULL, _NULL)
+            if n == -errno.ENOMSG:
+                raise error_for(errno.ENOMSG, what, f"the queue holds fewer than {index + 1} messages")
+            if n == -errno.ENOSYS:
+                raise error_for(errno.ENOSYS, what, "this kernel was built without CONFIG_CHECKPOINT_RESTORE")
+            if n < 0:
+                raise self._receive_error(-n, None, index)
+            return _new_message((entry[1][0], _unpack(entry[0], n)))
+        finally:
+            buffers.append(entry)
 
     # ---- asyncio ----
 
@@ -461,6 +669,7 @@ class MessageQueue:
             -1 if max_bytes is None else _check_int("max_bytes", max_bytes, 1, (1 << 63) - 1),
         ]
         self._check_open("set")
+        self._h.capacity = 0  # read the capacity afresh at the next full queue
         r = lib.sysvmq_set(self._id, *values)
         if r < 0:
             hint = None
@@ -484,7 +693,9 @@ class MessageQueue:
         Those calls, and every later one, raise :class:`QueueClosedError`. The
         queue and its messages stay. Closing twice is harmless.
         """
-        lib.sysvmq_close(self._h)
+        r = lib.sysvmq_close(self._h)
+        if r < 0:
+            raise self._error(-r, f"close {self._describe()}")
 
     def __enter__(self: _T) -> _T:
         return self

@@ -1,0 +1,359 @@
+"""Throughput and latency of sysvmq against its peers and the C floor, in one run.
+
+    python bench/throughput.py            # the full suite (about two minutes)
+    sysvmq bench                          # the quick version (under 15 s)
+
+Compiles benchmark_ref.c (the same system calls in C) at run time when a C
+compiler is there, then measures each section in rounds, every contender once per
+round in shuffled order, so that machine noise lands on all of them alike; prints
+the median of the rounds and ratios. Contenders that are not installed (sysv_ipc,
+ipcqueue, a C compiler) are left out.
+"""
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import sysvmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+sysv_ipc: Any
+ipcqueue_sysvmq: Any
+try:
+    import sysv_ipc  # type: ignore[import-untyped,import-not-found,no-redef,unused-ignore]
+except ImportError:  # optional peer
+    sysv_ipc = None
+try:
+    import ipcqueue.sysvmq as ipcqueue_sysvmq  # type: ignore[import-untyped,import-not-found,no-redef,unused-ignore]
+except ImportError:  # optional peer
+    ipcqueue_sysvmq = None
+
+Result = Dict[str, List[float]]
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def compile_reference() -> Optional[str]:
+    """The C reference program, compiled now; None without a C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    binary = os.path.join(tempfile.mkdtemp(prefix="sysvmq-bench-"), "ref")
+    subprocess.run([compiler, "-O2", "-o", binary, os.path.join(HERE, "benchmark_ref.c")], check=True)
+    return binary
+
+
+def run_c(binary: str, *args: object) -> float:
+    out = subprocess.run([binary, *map(str, args)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def new_queue(capacity: Optional[int] = None) -> sysvmq.MessageQueue:
+    mq = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
+    if capacity:
+        mq.set(max_bytes=capacity)
+    return mq
+
+
+def rounds(contenders: Dict[str, Callable[[], float]], count: int) -> Result:
+    """Run every contender `count` times, interleaved: the seconds of each run."""
+    times: Result = {name: [] for name in contenders}
+    for _ in range(count):
+        order = list(contenders)
+        random.shuffle(order)
+        for name in order:
+            times[name].append(contenders[name]())
+    return times
+
+
+# ---- one process: send + receive pairs ----
+
+
+def pairs_sysvmq(mq: sysvmq.MessageQueue, payload: bytes, n: int) -> float:
+    send, receive = mq.send, mq.receive
+    start = time.perf_counter()
+    for _ in range(n):
+        send(payload)
+        receive()
+    return time.perf_counter() - start
+
+
+def pairs_batch_sysvmq(mq: sysvmq.MessageQueue, payload: bytes, n: int, batch: int) -> float:
+    messages = [payload] * batch
+    send_many, receive_many = mq.send_many, mq.receive_many
+    start = time.perf_counter()
+    for _ in range(n // batch):
+        send_many(messages)
+        receive_many(batch)
+    return time.perf_counter() - start
+
+
+def pairs_sysv_ipc(q: Any, payload: bytes, n: int) -> float:
+    send, receive = q.send, q.receive
+    start = time.perf_counter()
+    for _ in range(n):
+        send(payload)
+        receive()
+    return time.perf_counter() - start
+
+
+def pairs_ipcqueue(q: Any, payload: bytes, n: int) -> float:
+    put, get = q.put, q.get
+    start = time.perf_counter()
+    for _ in range(n):
+        put(payload)
+        get()
+    return time.perf_counter() - start
+
+
+# ---- two processes: worker side ----
+
+
+def worker(argv: Sequence[str]) -> None:
+    """Entry point of the processes this module starts: prints the seconds of its loop."""
+    role, impl, qid = argv[0], argv[1], int(argv[2])
+    rest = [int(a) for a in argv[3:]]
+    send: Callable[[bytes, int], Any]
+    receive: Callable[[int], Tuple[bytes, int]]
+    send_one: Callable[[bytes], Any]
+    receive_one: Callable[[], bytes]
+    if impl == "sysv_ipc":
+        q = _sysv_ipc_by_id(qid)
+        send = lambda data, t: q.send(data, type=t)  # noqa: E731
+        receive = lambda t: q.receive(type=t)  # noqa: E731
+        send_one, receive_one = q.send, lambda: q.receive()[0]
+    else:
+        mq = sysvmq.MessageQueue.from_id(qid)
+        send = mq.send
+
+        def receive(t: int) -> Tuple[bytes, int]:
+            message = mq.receive_message(t)
+            return message.data, message.type
+
+        send_one, receive_one = mq.send, mq.receive
+    if role == "produce":
+        size, count = rest
+        data = b"x" * size
+        start = time.perf_counter()
+        if impl == "sysvmq-batch":
+            batch = [data] * 64
+            for _ in range(count // 64):
+                mq.send_many(batch)
+        else:
+            for _ in range(count):
+                send_one(data)
+        send(b"", 2)
+    elif role == "consume":
+        if impl == "sysvmq-batch":
+            messages = mq.receive_many(64)
+            start = time.perf_counter()
+            while len(messages[-1]):
+                messages = mq.receive_many(64)
+        else:
+            receive_one()
+            start = time.perf_counter()
+            while len(receive_one()):
+                pass
+    elif role == "ping":
+        (count,) = rest
+        start = time.perf_counter()
+        for _ in range(count):
+            send(b"12345678", 1)
+            receive(2)
+        send(b"", 3)
+    elif role == "pong":
+        start = time.perf_counter()
+        while receive(-3)[1] != 3:
+            send(b"12345678", 2)
+    print(f"{time.perf_counter() - start:.9f}", flush=True)
+
+
+def _sysv_ipc_by_id(qid: int) -> Any:
+    key = sysvmq.MessageQueue.from_id(qid).key
+    if key == 0:
+        raise SystemExit("sysv_ipc attaches by key only")
+    return sysv_ipc.MessageQueue(key - 2**32 if key >= 2**31 else key, max_message_size=sysvmq.limits().msgmax)
+
+
+def process_pair(first: List[str], second: List[str]) -> float:
+    """Run two processes, `second` started first: the seconds the slower one reports.
+
+    If either fails, the other is killed rather than left waiting for its peer.
+    """
+    b = subprocess.Popen(second, stdout=subprocess.PIPE, text=True)
+    a = subprocess.Popen(first, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while a.poll() is None or b.poll() is None:
+        if a.returncode or b.returncode or time.monotonic() > deadline:
+            a.kill()
+            b.kill()
+            a.wait()
+            b.wait()
+            raise RuntimeError(f"benchmark process failed: {first} / {second}")
+        time.sleep(0.005)
+    if a.returncode or b.returncode:
+        raise RuntimeError(f"benchmark process failed: {first} / {second}")
+    return max(float(a.stdout.read()), float(b.stdout.read()))  # type: ignore[union-attr]
+
+
+def python_pair(first: List[str], second: List[str]) -> float:
+    script = [sys.executable, "-m", "sysvmq.benchmark", "--worker"]
+    return process_pair(script + first, script + second)
+
+
+def c_pair(binary: str, first: Sequence[object], second: Sequence[object]) -> float:
+    return process_pair([binary, *map(str, first)], [binary, *map(str, second)])
+
+
+def mp_stream(size: int, count: int) -> float:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue(maxsize=1024)
+    result = ctx.Queue()
+
+    def consume() -> None:
+        queue.get()
+        start = time.perf_counter()
+        while queue.get() is not None:
+            pass
+        result.put(time.perf_counter() - start)
+
+    process = ctx.Process(target=consume)
+    process.start()
+    data = b"x" * size
+    for _ in range(count):
+        queue.put(data)
+    queue.put(None)
+    elapsed = result.get()
+    process.join()
+    return float(elapsed)
+
+
+# ---- report ----
+
+
+def table(title: str, unit: str, rows: List[Tuple[str, float]], ratios: Sequence[str]) -> None:
+    print(f"\n{title}", flush=True)
+    header = f"  {'contender':<24}{unit:>12}" + "".join(f"  {'x ' + r:>22}" for r in ratios)
+    print(header)
+    values = dict(rows)
+    for name, value in rows:
+        cells = "".join(f"  {value / values[r]:>22.2f}" if r in values else f"  {'-':>22}" for r in ratios)
+        print(f"  {name:<24}{value:>12,.3f}{cells}")
+
+
+def median_rate(times: List[float], work: float) -> float:
+    return work / statistics.median(times)
+
+
+def section_pairs(binary: Optional[str], n: int, n_rounds: int) -> None:
+    payload = b"x" * 64
+    mq = new_queue()
+    q = iq = None
+    try:
+        contenders: Dict[str, Callable[[], float]] = {
+            "sysvmq": lambda: pairs_sysvmq(mq, payload, n),
+            "sysvmq send/recv_many": lambda: pairs_batch_sysvmq(mq, payload, n, 64),
+        }
+        if binary:
+            contenders["C"] = lambda: run_c(binary, "pairs", mq.id, 64, n)
+            contenders["C, batches of 64"] = lambda: run_c(binary, "batch", mq.id, 64, n, 64)
+        if sysv_ipc is not None:
+            q = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)
+            contenders["sysv_ipc"] = lambda: pairs_sysv_ipc(q, payload, n)
+        if ipcqueue_sysvmq is not None:
+            iq = ipcqueue_sysvmq.Queue()
+            contenders["ipcqueue"] = lambda: pairs_ipcqueue(iq, payload, n // 4) * 4
+        log("one process, 64 B send + receive ...")
+        times = rounds(contenders, n_rounds)
+    finally:
+        mq.destroy()
+        if q is not None:
+            q.remove()
+        if iq is not None:
+            iq.close()  # removes its private queue
+    rows = sorted(((name, median_rate(t, n) / 1e6) for name, t in times.items()), key=lambda row: -row[1])
+    table("One process, 64 B send + receive", "M pairs/s", rows, ["sysv_ipc", "C", "C, batches of 64"])
+
+
+def section_stream(binary: Optional[str], size: int, count: int, n_rounds: int) -> None:
+    mq = sysvmq.MessageQueue(random.randrange(1, 2**31), create=True, exclusive=True)
+    qid, n = str(mq.id), str(count)
+    try:
+        contenders: Dict[str, Callable[[], float]] = {
+            "sysvmq": lambda: python_pair(["produce", "sysvmq", qid, str(size), n], ["consume", "sysvmq", qid]),
+            "sysvmq batch": lambda: python_pair(["produce", "sysvmq-batch", qid, str(size), n], ["consume", "sysvmq-batch", qid]),
+            "multiprocessing.Queue": lambda: mp_stream(size, count),
+        }
+        if binary:
+            contenders["C"] = lambda: c_pair(binary, ["produce", mq.id, size, count], ["consume", mq.id])
+        if sysv_ipc is not None:
+            contenders["sysv_ipc"] = lambda: python_pair(["produce", "sysv_ipc", qid, str(size), n], ["consume", "sysv_ipc", qid])
+        log(f"producer -> consumer, {size} B messages ...")
+        times = rounds(contenders, n_rounds)
+    finally:
+        mq.destroy()
+    rows = sorted(((name, median_rate(t, count * size) / 1e6) for name, t in times.items()), key=lambda row: -row[1])
+    table(f"Producer process -> consumer process, {size} B messages ({count} per run, 16 KiB queue)", "MB/s", rows, ["sysv_ipc", "C", "multiprocessing.Queue"])
+
+
+def section_pingpong(binary: Optional[str], count: int, n_rounds: int) -> None:
+    mq = sysvmq.MessageQueue(random.randrange(1, 2**31), create=True, exclusive=True)
+    qid = str(mq.id)
+    try:
+        contenders: Dict[str, Callable[[], float]] = {
+            "sysvmq": lambda: python_pair(["ping", "sysvmq", qid, str(count)], ["pong", "sysvmq", qid]),
+        }
+        if binary:
+            contenders["C"] = lambda: c_pair(binary, ["ping", mq.id, count], ["pong", mq.id])
+        if sysv_ipc is not None:
+            contenders["sysv_ipc"] = lambda: python_pair(["ping", "sysv_ipc", qid, str(count)], ["pong", "sysv_ipc", qid])
+        log("ping-pong between two processes ...")
+        times = rounds(contenders, n_rounds)
+    finally:
+        mq.destroy()
+    rows = sorted(((name, statistics.median(t) / count * 1e6) for name, t in times.items()), key=lambda row: row[1])
+    table("Ping-pong between two processes, round trip (lower is better)", "µs", rows, ["sysv_ipc", "C"])
+
+
+def run(quick: bool = False, n_rounds: Optional[int] = None) -> int:
+    n_rounds = n_rounds or (3 if quick else 9)
+    scale = 0.05 if quick else 1.0
+    binary = compile_reference()
+    print(
+        f"sysvmq {sysvmq.__version__} on {platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.machine()}, Linux {platform.release()}, {os.cpu_count()} CPUs; median of {n_rounds} rounds"
+        + ("" if binary else "; no C compiler, so no C reference")
+    )
+    section_pairs(binary, int(200_000 * scale), n_rounds)
+    for size, count in ((16, 200_000), (1024, 100_000), (8192, 40_000)):
+        section_stream(binary, size, max(64, int(count * scale) // 64 * 64), n_rounds)
+    section_pingpong(binary, max(500, int(20_000 * scale)), n_rounds)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and messages: under 15 s")
+    parser.add_argument("--rounds", type=int, help="rounds per section")
+    args = parser.parse_args(argv)
+    return run(args.quick, args.rounds)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2:])
+    else:
+        sys.exit(main())

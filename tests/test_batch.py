@@ -1,0 +1,176 @@
+"""send_many, receive_many, receive_into and peek."""
+
+import array
+import errno
+import threading
+import time
+
+import pytest
+
+import sysvmq
+
+
+def test_send_many_then_receive_many_round_trip(mq):
+    messages = [b"a", b"", b"\x00\x01", bytearray(b"ba"), "str", memoryview(b"xyz")[1:]]
+    assert mq.send_many(messages, type=4) == 6
+    assert mq.stats().count == 6
+    assert mq.receive_many(10) == [b"a", b"", b"\x00\x01", b"ba", b"str", b"yz"]
+    assert mq.stats().count == 0
+
+
+def test_send_many_of_nothing_sends_nothing(mq):
+    assert mq.send_many([]) == 0
+    assert mq.send_many(iter(())) == 0
+
+
+def test_receive_many_respects_max_count_and_type(mq):
+    for t in (1, 2, 1, 3, 1):
+        mq.send(b"%d" % t, type=t)
+    assert mq.receive_many(2, 1) == [b"1", b"1"]
+    assert mq.receive_many(10, -2) == [b"1", b"2"]
+    with pytest.raises(sysvmq.QueueEmptyError):
+        mq.receive_many(10, 3, exclude=True, block=False)
+    assert mq.receive_many(10) == [b"3"]
+
+
+def test_receive_many_blocks_only_for_the_first(mq):
+    threading.Timer(0.1, mq.send_many, ([b"1", b"2"],)).start()
+    start = time.monotonic()
+    first = mq.receive_many(5)
+    assert time.monotonic() - start < 3
+    rest = mq.receive_many(5, block=False) if len(first) < 2 else []
+    assert first + rest == [b"1", b"2"]
+    with pytest.raises(sysvmq.QueueEmptyError):
+        mq.receive_many(5, block=False)
+    with pytest.raises(sysvmq.QueueTimeoutError):
+        mq.receive_many(5, timeout=0.05)
+
+
+def test_receive_many_leaves_a_too_big_message_for_the_next_call(mq):
+    small = sysvmq.MessageQueue.from_id(mq.id, max_size=4)
+    mq.send_many([b"1", b"22", b"toolarge", b"4"])
+    assert small.receive_many(10) == [b"1", b"22"]
+    with pytest.raises(sysvmq.MessageTooLargeError):
+        small.receive_many(10)
+    assert mq.stats().count == 2
+    assert small.receive_many(10, truncate=True) == [b"tool", b"4"]
+
+
+def test_receive_many_stops_when_its_buffer_is_full(mq, monkeypatch):
+    # The batch buffer holds BATCH_BYTES; what does not fit waits for the next call.
+    from sysvmq import queue
+
+    monkeypatch.setattr(queue, "BATCH_BYTES", 64)
+    small = sysvmq.MessageQueue.from_id(mq.id, max_size=16)
+    mq.send_many([b"%02d" % i for i in range(10)])
+    first = small.receive_many(100)
+    assert 1 <= len(first) < 10
+    rest = small.receive_many(100)
+    while len(first) + len(rest) < 10:
+        rest += small.receive_many(100)
+    assert first + rest == [b"%02d" % i for i in range(10)]
+
+
+def test_send_many_failure_reports_how_many_went(mq, limits):
+    mq.set(max_bytes=10)
+    with pytest.raises(sysvmq.QueueFullError) as info:
+        mq.send_many([b"12345", b"12345", b"x"], block=False)
+    assert info.value.sent == 2
+    assert mq.receive_many(10) == [b"12345", b"12345"]
+    with pytest.raises(sysvmq.MessageTooLargeError) as info:
+        mq.send_many([b"1", b"x" * 11])  # the second could never fit: refused, not waited for
+    assert info.value.sent == 1
+    assert mq.receive_many(10) == [b"1"]
+
+
+def test_send_many_timeout_covers_the_batch(mq):
+    mq.set(max_bytes=4)
+    start = time.monotonic()
+    with pytest.raises(sysvmq.QueueTimeoutError) as info:
+        mq.send_many([b"ab", b"cd", b"ef"], timeout=0.2)
+    assert info.value.sent == 2
+    assert 0.2 <= time.monotonic() - start < 1.5
+
+
+@pytest.mark.parametrize("bad, error", [([b"ok", 5], TypeError), ([b"ok", None], TypeError)])
+def test_send_many_refuses_bad_messages_before_sending_any(mq, bad, error):
+    with pytest.raises(error):
+        mq.send_many(bad)
+    assert mq.stats().count == 0
+
+
+@pytest.mark.parametrize("mtype, error", [(0, ValueError), (1.5, TypeError), (2**63, OverflowError)])
+def test_send_many_refuses_bad_types(mq, mtype, error):
+    with pytest.raises(error):
+        mq.send_many([b"x"], type=mtype)
+    assert mq.stats().count == 0
+
+
+@pytest.mark.parametrize("count, error", [(0, OverflowError), (-1, OverflowError), (1.0, TypeError)])
+def test_receive_many_refuses_bad_counts(mq, count, error):
+    with pytest.raises(error):
+        mq.receive_many(count)
+
+
+@pytest.mark.parametrize("make", [bytearray, lambda n: memoryview(bytearray(n)), lambda n: array.array("B", bytes(n))])
+def test_receive_into_writable_buffers(mq, make):
+    buf = make(16)
+    mq.send(b"hello\x00", type=9)
+    assert mq.receive_into(buf) == (6, 9)
+    assert bytes(buf[:6]) == b"hello\x00"
+
+
+@pytest.mark.parametrize("bad", [b"readonly", memoryview(b"readonly"), "str", 5, memoryview(bytearray(8))[::2]])
+def test_receive_into_refuses_unwritable_buffers_before_the_call(mq, bad):
+    mq.send(b"kept")
+    with pytest.raises(TypeError):
+        mq.receive_into(bad)
+    assert mq.receive() == b"kept"  # EFAULT would have dropped it
+
+
+def test_receive_into_too_small_buffer_leaves_the_message(mq):
+    buf = bytearray(3)
+    mq.send(b"abcdef")
+    with pytest.raises(sysvmq.MessageTooLargeError):
+        mq.receive_into(buf)
+    assert mq.receive_into(buf, truncate=True) == (3, 1)
+    assert buf == b"abc"
+
+
+def test_peek_copies_without_dequeuing(mq):
+    mq.send(b"first", type=1)
+    mq.send(b"second", type=2)
+    assert mq.peek() == sysvmq.Message(1, b"first")
+    assert mq.peek(1) == sysvmq.Message(2, b"second")
+    with pytest.raises(sysvmq.QueueEmptyError) as info:
+        mq.peek(2)
+    assert info.value.errno == errno.ENOMSG
+    assert mq.stats().count == 2
+    assert mq.receive() == b"first"
+
+
+@pytest.mark.parametrize("bad, error", [(-1, OverflowError), (1.0, TypeError)])
+def test_peek_refuses_bad_index(mq, bad, error):
+    with pytest.raises(error):
+        mq.peek(bad)
+
+
+def test_batches_and_single_calls_share_one_handle_across_threads(mq):
+    errors = []
+
+    def worker(n):
+        for i in range(100):
+            batch = [bytes([n]) * (i % 50 + 1)] * 5
+            mq.send_many(batch, type=n + 1)
+            got = []
+            while len(got) < 5:
+                got += mq.receive_many(5 - len(got), n + 1)
+            if got != batch:
+                errors.append(n)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and mq.stats().count == 0

@@ -64,11 +64,17 @@ def _table(rows: List[List[str]], out: Any) -> None:
 
 def _open(args: argparse.Namespace, create: bool = False) -> MessageQueue:
     if args.id is not None:
+        if args.key is not None:
+            raise UsageError("name the queue by KEY or by --id ID, not both")
         return MessageQueue.from_id(args.id)
     if args.key is None:
-        raise SystemExit("sysvmq: name the queue by KEY or --id ID")
+        raise UsageError("name the queue by KEY or --id ID")
     mode = getattr(args, "mode", None)
-    return MessageQueue(args.key, create=create, mode=mode if create else None)
+    return MessageQueue(parse_key(args.key), create=create, mode=mode if create else None)
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not go together: exit status 2."""
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -111,6 +117,8 @@ def cmd_stat(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    if args.id is not None and args.key is not None and args.message is None:
+        args.message, args.key = args.key, None  # `send --id 3 hello`: the one positional is the message
     mq = _open(args, create=args.create)
     options: Dict[str, Any] = {"type": args.type, "block": not args.nowait, "timeout": args.timeout}
     if args.message is not None:
@@ -160,7 +168,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
 def cmd_rm(args: argparse.Namespace) -> int:
     targets = [(MessageQueue, key) for key in args.keys] + [(MessageQueue.from_id, msqid) for msqid in args.ids or []]
     if not targets:
-        raise SystemExit("sysvmq: name at least one KEY or --id ID")
+        raise UsageError("name at least one KEY or --id ID")
     failed = 0
     for opener, name in targets:
         try:
@@ -215,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     def queue_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("key", nargs="?", type=parse_key, help="the queue's key, decimal or 0x-hex")
+        p.add_argument("key", nargs="?", help="the queue's key, decimal or 0x-hex")
         p.add_argument("--id", type=int, help="name the queue by msqid instead of key")
 
     p = command("ls", "list every queue this user may see", cmd_ls)
@@ -269,6 +277,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except (UsageError, argparse.ArgumentTypeError) as e:
+        print(f"sysvmq {args.command}: {e}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
     except (SysVMQError, ValueError, TypeError, OverflowError) as e:

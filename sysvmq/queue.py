@@ -164,6 +164,12 @@ def _as_bytes(message: Any) -> bytes:
         raise TypeError(f"message must be bytes-like or str, not {type_name(message)}") from None
 
 
+def _batch_buffer(outcap: int, slots: int) -> Tuple[Any, int, int, Any, Any, Any]:
+    """A receive_many buffer: (out, its size, slots, offsets, lengths, types)."""
+    slots = max(slots, 64)
+    return _alloc("char[]", outcap), outcap, slots, ffi.new("size_t[]", slots), ffi.new("size_t[]", slots), ffi.new("long[]", slots)
+
+
 def payload(message: Any) -> Any:
     """`message` as something a `const char *` parameter takes: bytes, or a cdata view."""
     if isinstance(message, str):
@@ -195,7 +201,7 @@ class MessageQueue:
     _id: int
     _max_size: int
     _buffers: List[Tuple[Any, Any, Any, Any]]  # free receive buffers; a call takes one, so threads never share
-    _batches: List[Any]  # free receive_many buffers
+    _batches: List[Tuple[Any, int, int, Any, Any, Any]]  # free receive_many buffers
     _stash: List[Message]  # taken off the queue by a cancelled async receive, not yet delivered
 
     def __init__(
@@ -581,29 +587,28 @@ class MessageQueue:
         cap = self._max_size
         outcap = max(BATCH_BYTES, _HEADER + cap)
         slots = min(max_count, outcap // _HEADER)
-        offsets = ffi.new("size_t[]", slots)
-        lens = ffi.new("size_t[]", slots)
-        types = ffi.new("long[]", slots)
         batches = self._batches
         try:
-            out = batches.pop()
+            entry = batches.pop()
         except IndexError:
-            out = _alloc("char[]", outcap)
-        try:
-            h = self._h
-            while True:
-                try:
-                    n = lib.sysvmq_receive_many(h, out, outcap, cap, type, flags, deadline, _NULL, slots, offsets, lens, types)
-                except (TypeError, OverflowError):
-                    raise _bad_type(type, _check_receive_type) from None
-                if n >= 0:
-                    break
-                if n != _EINTR:
-                    raise self._receive_error(-n, timeout, type)
-            view = ffi.buffer(out, outcap)
-            return [view[o : o + size] for o, size in zip(ffi.unpack(offsets, n), ffi.unpack(lens, n))]
-        finally:
-            batches.append(out)
+            entry = _batch_buffer(outcap, slots)
+        if entry[1] != outcap or entry[2] < slots:
+            entry = _batch_buffer(outcap, slots)
+        out, _, _, offsets, lens, types = entry
+        h = self._h
+        while True:
+            try:
+                n = lib.sysvmq_receive_many(h, out, outcap, cap, type, flags, deadline, _NULL, slots, offsets, lens, types)
+            except (TypeError, OverflowError):
+                raise _bad_type(type, _check_receive_type) from None
+            if n >= 0:
+                break
+            if n != _EINTR:
+                raise self._receive_error(-n, timeout, type)
+        view = ffi.buffer(out, outcap)
+        messages = [view[o : o + size] for o, size in zip(ffi.unpack(offsets, n), ffi.unpack(lens, n))]
+        batches.append(entry)
+        return messages
 
     def peek(self, index: int = 0) -> Message:
         """A copy of the message at position `index` (0 = first), left in the queue.

@@ -1,0 +1,181 @@
+"""The sysvmq command, run as a real process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import sysvmq
+
+
+def cli(*args, input=None, check=False, timeout=30):
+    result = subprocess.run(
+        [sys.executable, "-m", "sysvmq", *args], input=input, capture_output=True, timeout=timeout
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def one_line_error(result, code=1):
+    assert result.returncode == code
+    err = result.stderr.decode()
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "sysvmq")
+    assert os.access(script, os.X_OK)
+    assert subprocess.run([script, "--help"], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["ls", "stat", "send", "receive", "rm", "limits", "demo", "bench"])
+def test_every_subcommand_has_help_with_an_example(command):
+    out = cli(command, "--help", check=True).stdout.decode()
+    assert "example:" in out and f"sysvmq {command}" in out
+
+
+def test_send_then_receive_by_key(make_queue, free_key):
+    cli("send", hex(free_key), "hello there", "--type", "7", "--create", "--mode", "0640", check=True)
+    mq = make_queue(free_key)
+    assert mq.stats().mode == 0o640
+    out = cli("receive", hex(free_key), "--show-type", check=True).stdout
+    assert out == b"7\thello there\n"
+
+
+def test_send_from_stdin_whole_and_by_lines(make_queue, free_key):
+    mq = make_queue(free_key, create=True)
+    cli("send", str(free_key), input=b"one\ntwo\n", check=True)
+    cli("send", str(free_key), "--lines", "--type", "3", input=b"a\nb\nc\n", check=True)
+    assert mq.receive_message() == sysvmq.Message(1, b"one\ntwo\n")
+    assert [mq.receive_message(block=False) for _ in range(3)] == [sysvmq.Message(3, x) for x in (b"a", b"b", b"c")]
+
+
+def test_receive_count_type_and_raw(mq):
+    mq.send_many([b"x1", b"x2"], type=1)
+    mq.send(b"\x00\xffbin", type=2)
+    assert cli("receive", "--id", str(mq.id), "--type", "2", "--raw", check=True).stdout == b"\x00\xffbin"
+    assert cli("receive", "--id", str(mq.id), "--count", "2", check=True).stdout == b"x1\nx2\n"
+
+
+def test_binary_payloads_are_escaped_unless_raw(mq):
+    mq.send(b"\x00\xff")
+    assert cli("receive", "--id", str(mq.id), check=True).stdout == b"\\x00\\xff\n"
+
+
+def test_receive_nowait_and_timeout_fail_cleanly(mq):
+    err = one_line_error(cli("receive", "--id", str(mq.id), "--nowait"))
+    assert f"id={mq.id}" in err and "No message" in err
+    start = time.monotonic()
+    err = one_line_error(cli("receive", "--id", str(mq.id), "--timeout", "0.2"))
+    assert "timed out" in err and time.monotonic() - start < 10
+
+
+def test_follow_drains_and_ctrl_c_exits_130(mq):
+    mq.send_many([b"1", b"2", b"3"])
+    process = subprocess.Popen([sys.executable, "-m", "sysvmq", "receive", "--id", str(mq.id), "--follow"], stdout=subprocess.PIPE)
+    lines = [process.stdout.readline() for _ in range(3)]
+    assert lines == [b"1\n", b"2\n", b"3\n"]
+    time.sleep(0.2)  # now waiting for more
+    process.send_signal(signal.SIGINT)
+    assert process.wait(10) == 130
+
+
+def test_follow_with_timeout_stops_when_idle(mq):
+    mq.send(b"only")
+    result = cli("receive", "--id", str(mq.id), "--follow", "--timeout", "0.2", check=True)
+    assert result.stdout == b"only\n"
+
+
+def test_stat_matches_ipcs(mq):
+    mq.send_many([b"12345", b"678"])
+    data = json.loads(cli("stat", "--id", str(mq.id), "--json", check=True).stdout)
+    assert set(data) == set(sysvmq.QueueStats.__dataclass_fields__)
+    assert (data["count"], data["bytes"], data["id"]) == (2, 8, mq.id)
+    ipcs = subprocess.run(["ipcs", "-q", "-i", str(mq.id)], capture_output=True, text=True, check=True).stdout
+    assert "cbytes=8" in ipcs.replace(" ", "") and "qnum=2" in ipcs.replace(" ", "")
+    text = cli("stat", "--id", str(mq.id), check=True).stdout.decode()
+    assert "count" in text and "max_bytes" in text and "0600" in text
+
+
+def test_ls_lists_queues_of_other_clients(make_queue, free_key):
+    made = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True).stdout
+    ipcmk_id = int(made.split(":")[-1])
+    try:
+        perl_key = free_key
+        subprocess.run(
+            ["perl", "-MIPC::Msg", "-MIPC::SysV=IPC_CREAT", "-e",
+             'IPC::Msg->new($ARGV[0], IPC_CREAT | 0600)->snd(5, "from perl") or die "$!"', "--",
+             str(perl_key - 2**32 if perl_key >= 2**31 else perl_key)],
+            check=True,
+        )
+        perl_queue = make_queue(perl_key)
+        listing = json.loads(cli("ls", "--json", check=True).stdout)
+        by_id = {q["id"]: q for q in listing}
+        assert ipcmk_id in by_id and perl_queue.id in by_id
+        assert by_id[perl_queue.id]["key"] == perl_key and by_id[perl_queue.id]["count"] == 1
+        assert set(listing[0]) == set(sysvmq.QueueStats.__dataclass_fields__)
+        table = cli("ls", check=True).stdout.decode()
+        assert table.splitlines()[0].split()[:3] == ["KEY", "ID", "OWNER"]
+        assert f"{perl_key:#010x}" in table and "s ago" in table
+    finally:
+        subprocess.run(["ipcrm", "-q", str(ipcmk_id)], check=True)
+
+
+def test_rm_by_key_and_id_reports_each(make_queue, free_key):
+    a = make_queue(free_key, create=True)
+    b = make_queue(sysvmq.IPC_PRIVATE)
+    out = cli("rm", hex(free_key), "--id", str(b.id), check=True).stdout.decode()
+    assert f"id={a.id}" in out and f"id={b.id}" in out
+    assert not {a.id, b.id} & {q.id for q in sysvmq.queues()}
+    err = one_line_error(cli("rm", hex(free_key)))
+    assert f"{free_key:#010x}" in err
+
+
+def test_limits_table_and_json(limits):
+    data = json.loads(cli("limits", "--json", check=True).stdout)
+    assert set(data) == set(sysvmq.Limits.__dataclass_fields__)
+    assert data["msgmax"] == limits.msgmax
+    text = cli("limits", check=True).stdout.decode()
+    assert "kernel.msgmnb" in text and "/etc/sysctl.conf" in text
+
+
+def test_demo_runs_and_leaves_no_queue():
+    result = cli("demo", check=True, timeout=60)
+    out = result.stdout.decode()
+    assert "producer" in out and "consumer" in out and "removed" in out
+    assert out.index("(urgent)", out.index("consumer")) < out.index("(normal)", out.index("consumer"))
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["send", "nonsense", "x"], 2),
+        (["receive", "0x1", "--count", "x"], 2),
+        (["frobnicate"], 2),
+        (["stat"], 2),
+        (["stat", "0x1", "--id", "3"], 2),
+        (["rm"], 2),
+    ],
+)
+def test_usage_errors(args, code):
+    result = cli(*args)
+    assert result.returncode == code
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_missing_queue_is_one_line_naming_it(free_key):
+    err = one_line_error(cli("stat", hex(free_key)))
+    assert f"{free_key:#010x}" in err and "create" in err
+
+
+def test_full_queue_send_nowait_fails(mq):
+    mq.set(max_bytes=2)
+    mq.send(b"12")
+    err = one_line_error(cli("send", "--id", str(mq.id), "x", "--nowait"))
+    assert "full" in err

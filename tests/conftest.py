@@ -18,6 +18,37 @@ def queue_ids() -> Set[int]:
         return {int(line.split()[1]) for line in f if line.strip()}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak", type=float, default=2.0, metavar="SECONDS",
+        help="run the reliability soak (load and fault mixes) this long; it prints its counts",
+    )
+    parser.addoption(
+        "--operations", type=int, default=1_000_000, metavar="N",
+        help="operations per path in the memory-flatness tests",
+    )
+
+
+@pytest.fixture
+def soak_seconds(request: pytest.FixtureRequest) -> float:
+    return float(request.config.getoption("--soak"))
+
+
+@pytest.fixture
+def operations(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("--operations"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def run_from_the_tests_folder() -> Iterator[None]:
+    """Child Pythons (`-c`, `-m`) put their working folder first on sys.path: keep the
+    source tree's uncompiled sysvmq/ out of it, so they import the installed package."""
+    previous = os.getcwd()
+    os.chdir(HERE)
+    yield
+    os.chdir(previous)
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_queues() -> Iterator[None]:
     """Fail any test that leaves a queue behind (and remove it, so the machine stays clean)."""

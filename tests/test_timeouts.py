@@ -246,3 +246,23 @@ def test_wakeup_signal_from_the_environment(tmp_path):
     env = dict(os.environ, SYSVMQ_WAKEUP_SIGNAL="SIGRTMIN+5", SYSVMQ_TIMER="thread")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "5"
+
+
+def test_close_never_sends_a_signal_someone_else_now_handles(mq):
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(pytest.raises(sysvmq.QueueClosedError, other.receive)))
+    thread.start()
+    time.sleep(0.1)
+    signum = sysvmq.wakeup_signal()
+    calls = []
+    signal.signal(signum, lambda s, f: calls.append(s))
+    try:
+        with pytest.raises(sysvmq.SysVMQError) as info:
+            other.close()
+        assert info.value.errno == errno.EBUSY and not calls
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+    other.close()  # the default disposition is back: sysvmq reclaims the signal and wakes the thread
+    thread.join(5)
+    assert not thread.is_alive() and len(errors) == 1

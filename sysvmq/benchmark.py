@@ -80,8 +80,8 @@ def rounds(contenders: Dict[str, Callable[[], float]], count: int) -> Result:
 # ---- one process: send + receive pairs ----
 
 
-def pairs_sysvmq(mq: sysvmq.MessageQueue, payload: bytes, n: int) -> float:
-    send, receive = mq.send, mq.receive
+def pairs(send: Callable[[bytes], Any], receive: Callable[[], Any], payload: bytes, n: int) -> float:
+    """Seconds for `n` sends, each followed by a receive, through any library's two calls."""
     start = time.perf_counter()
     for _ in range(n):
         send(payload)
@@ -96,24 +96,6 @@ def pairs_batch_sysvmq(mq: sysvmq.MessageQueue, payload: bytes, n: int, batch: i
     for _ in range(n // batch):
         send_many(messages)
         receive_many(batch)
-    return time.perf_counter() - start
-
-
-def pairs_sysv_ipc(q: Any, payload: bytes, n: int) -> float:
-    send, receive = q.send, q.receive
-    start = time.perf_counter()
-    for _ in range(n):
-        send(payload)
-        receive()
-    return time.perf_counter() - start
-
-
-def pairs_ipcqueue(q: Any, payload: bytes, n: int) -> float:
-    put, get = q.put, q.get
-    start = time.perf_counter()
-    for _ in range(n):
-        put(payload)
-        get()
     return time.perf_counter() - start
 
 
@@ -264,7 +246,7 @@ def section_pairs(binary: Optional[str], n: int, n_rounds: int) -> None:
     q = iq = None
     try:
         contenders: Dict[str, Callable[[], float]] = {
-            "sysvmq": lambda: pairs_sysvmq(mq, payload, n),
+            "sysvmq": lambda: pairs(mq.send, mq.receive, payload, n),
             "sysvmq send/recv_many": lambda: pairs_batch_sysvmq(mq, payload, n, 64),
         }
         if binary:
@@ -272,10 +254,10 @@ def section_pairs(binary: Optional[str], n: int, n_rounds: int) -> None:
             contenders["C, batches of 64"] = lambda: run_c(binary, "batch", mq.id, 64, n, 64)
         if sysv_ipc is not None:
             q = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)
-            contenders["sysv_ipc"] = lambda: pairs_sysv_ipc(q, payload, n)
+            contenders["sysv_ipc"] = lambda: pairs(q.send, q.receive, payload, n)
         if ipcqueue_sysvmq is not None:
             iq = ipcqueue_sysvmq.Queue()
-            contenders["ipcqueue"] = lambda: pairs_ipcqueue(iq, payload, n // 4) * 4
+            contenders["ipcqueue"] = lambda: pairs(iq.put, iq.get, payload, n // 4) * 4
         log("one process, 64 B send + receive ...")
         times = rounds(contenders, n_rounds)
     finally:

@@ -94,7 +94,7 @@ def _settle(done: "asyncio.Future[_Outcome]", outcome: _Outcome) -> None:
 
 
 async def _in_thread(call: Callable[[Any], _T], keep: Optional[Callable[[_T], None]]) -> _T:
-    """Run `call(token)` in a new thread; on cancellation stop it, and `keep` its result."""
+    """Run `call(token)` on a worker thread; on cancellation stop it, and `keep` its result."""
     loop = asyncio.get_running_loop()
     done: "asyncio.Future[_Outcome]" = loop.create_future()
     token = ffi.new("sysvmq_token *")

@@ -7,7 +7,7 @@ Every kernel error is a :class:`SysVMQError`, an :class:`OSError` with the real
 
 import errno as _errno
 import os
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 __all__ = [
     "SysVMQError",
@@ -35,7 +35,7 @@ class SysVMQError(OSError):
     def __str__(self) -> str:
         return f"[Errno {self.errno}] {self.strerror}: {self.detail}"
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (self.errno, self.detail), self.__dict__)
 
 

@@ -603,6 +603,17 @@ static struct sysvmq_msgbuf *sysvmq_buffer_of(char *text)
     return (struct sysvmq_msgbuf *)(void *)(text - offsetof(struct sysvmq_msgbuf, mtext));
 }
 
+/* An msgrcv of up to `cap` payload bytes into `buf`. */
+static void sysvmq_receiving(struct sysvmq_op *op, const sysvmq_handle *h, struct sysvmq_msgbuf *buf,
+                             size_t cap, long msgtyp)
+{
+    op->send = 0;
+    op->id = h->id;
+    op->buf = buf;
+    op->size = cap;
+    op->msgtyp = msgtyp;
+}
+
 static long sysvmq_receive_op(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t cap, long msgtyp,
                               int flags, long long deadline_ns, sysvmq_token *token)
 {
@@ -612,11 +623,7 @@ static long sysvmq_receive_op(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_
         return -EBADF;
     if (token != NULL && __atomic_load_n(&token->cancelled, __ATOMIC_ACQUIRE))
         return -ECANCELED;
-    op.send = 0;
-    op.id = h->id;
-    op.buf = buf;
-    op.size = cap;
-    op.msgtyp = msgtyp;
+    sysvmq_receiving(&op, h, buf, cap, msgtyp);
     r = sysvmq_attempt(&op, flags | IPC_NOWAIT);
     if (r == -ENOMSG && !(flags & IPC_NOWAIT))
         r = sysvmq_wait(h, &op, flags, deadline_ns, token);
@@ -647,11 +654,7 @@ static long sysvmq_take_within(sysvmq_handle *h, char *text, long msgtyp, double
         return -EDOM; /* negative or NaN */
     if (sysvmq_is_closed(h))
         return -EBADF;
-    op.send = 0;
-    op.id = h->id;
-    op.buf = sysvmq_buffer_of(text);
-    op.size = h->max_size;
-    op.msgtyp = msgtyp;
+    sysvmq_receiving(&op, h, sysvmq_buffer_of(text), h->max_size, msgtyp);
     r = sysvmq_attempt(&op, IPC_NOWAIT);
     if (r != -ENOMSG)
         return r;
@@ -712,15 +715,11 @@ static long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size
     struct sysvmq_op op;
     size_t n = 0, pos = 0;
     long r;
-    op.send = 0;
-    op.id = h->id;
-    op.size = cap;
-    op.msgtyp = msgtyp;
     while (n < max_count) {
         pos = (pos + sizeof(long) - 1) / sizeof(long) * sizeof(long);
         if (pos > outcap || outcap - pos < header + cap)
             break;
-        op.buf = (struct sysvmq_msgbuf *)(out + pos);
+        sysvmq_receiving(&op, h, (struct sysvmq_msgbuf *)(void *)(out + pos), cap, msgtyp);
         if (n == 0) {
             r = sysvmq_receive_op(h, op.buf, cap, msgtyp, flags, deadline_ns, token);
             if (r < 0)

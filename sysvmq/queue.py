@@ -3,7 +3,6 @@
 import errno
 import functools
 import math
-import time
 from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from sysvmq import aio
@@ -52,9 +51,6 @@ _MSG_COPY = lib.SYSVMQ_MSG_COPY if lib.SYSVMQ_HAS_MSG_COPY else 0
 _SEND_FLAG_BITS = lib.IPC_NOWAIT
 _RECEIVE_FLAG_BITS = lib.IPC_NOWAIT | lib.MSG_NOERROR | _MSG_EXCEPT
 _FOREVER_NS = 1 << 62  # deadlines further out than ~146 years mean "no deadline"
-# The shim's clock (CLOCK_MONOTONIC), read without a call into C.
-_clock_ns = time.clock_gettime_ns
-_MONOTONIC = time.CLOCK_MONOTONIC
 #: The largest out-buffer receive_many() uses: a batch stops when it is full.
 BATCH_BYTES = 1 << 20
 
@@ -111,7 +107,7 @@ def deadline_ns(timeout: Any) -> int:
         raise ValueError(f"timeout must be >= 0 seconds, not {timeout}")
     if timeout * 1e9 >= _FOREVER_NS:
         return -1
-    return int(_clock_ns(_MONOTONIC) + timeout * 1e9)
+    return int(lib.sysvmq_monotonic_ns() + timeout * 1e9)
 
 
 def _blocking(flags: int, block: bool, timeout: Any) -> Tuple[int, int]:
@@ -320,10 +316,7 @@ class MessageQueue:
         """
         data = message if message.__class__ is bytes else payload(message)
         if flags or not block or timeout is not None:
-            if flags or not block:
-                flags, deadline = send_options(flags, block, timeout)
-            else:
-                deadline = deadline_ns(timeout)
+            flags, deadline = send_options(flags, block, timeout)
             self._send_data(data, type, flags, deadline, timeout, _NULL)
             return
         try:

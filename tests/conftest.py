@@ -1,7 +1,11 @@
 import os
 import random
+import signal
 import sys
-from typing import Iterator, Set
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -116,3 +120,54 @@ def limits() -> sysvmq.Limits:
 
 def python_command(code: str) -> list:
     return [sys.executable, "-c", code]
+
+
+def fault_under_blocked_threads(calls: List[Tuple[Callable[..., Any], tuple, dict]], fault: Callable[[], None],
+                                settle: float = 0.1, within: float = 5.0) -> Tuple[List[BaseException], float]:
+    """Start a thread per blocking call, let them block, inject `fault`, and wait for them.
+
+    Returns what each call raised (a call that returned counts as an AssertionError) and
+    how many seconds the threads took to finish after the fault.
+    """
+    outcomes: List[BaseException] = []
+
+    def run(fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        try:
+            fn(*args, **kwargs)
+            outcomes.append(AssertionError(f"{fn.__name__} returned instead of failing"))
+        except BaseException as e:  # collected for the test to check
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=run, args=call) for call in calls]
+    for t in threads:
+        t.start()
+    time.sleep(settle)
+    start = time.monotonic()
+    fault()
+    for t in threads:
+        t.join(within)
+    return outcomes, time.monotonic() - start
+
+
+@contextmanager
+def signals_then(signum: int, times: int, then: Callable[[], None], interval: float = 0.03) -> Iterator[List[int]]:
+    """While the block runs: a counting handler for `signum`; another thread sends it to
+    this thread `times` times, `interval` apart, then calls `then()`. Yields the handler's calls."""
+    calls: List[int] = []
+    previous = signal.signal(signum, lambda s, f: calls.append(s))
+    target = threading.get_ident()
+
+    def poke() -> None:
+        for _ in range(times):
+            time.sleep(interval)
+            signal.pthread_kill(target, signum)
+        time.sleep(interval)
+        then()
+
+    helper = threading.Thread(target=poke)
+    helper.start()
+    try:
+        yield calls
+    finally:
+        helper.join()
+        signal.signal(signum, previous)

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import sysvmq
-from conftest import HERE
+from conftest import HERE, fault_under_blocked_threads, signals_then
 
 WORKERS = os.path.join(HERE, "_workers.py")
 
@@ -77,25 +77,11 @@ def test_queue_removed_under_blocked_processes_and_threads(mq):
     procs = [spawn("block", mq.id, what) for what in ("receive", "receive", "send")]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
-    results = []
-
-    def call(fn, *args):
-        try:
-            fn(*args)
-            results.append("returned")
-        except sysvmq.SysVMQError as e:
-            results.append(type(e).__name__)
-
-    threads = [threading.Thread(target=call, args=a) for a in ((mq.receive, 777), (mq.receive, 778), (mq.send, b"more"))]
-    for t in threads:
-        t.start()
-    time.sleep(0.2)
-    start = time.monotonic()
-    mq.destroy()
-    for t in threads:
-        t.join(5)
+    calls = [(mq.receive, (777,), {}), (mq.receive, (778,), {}), (mq.send, (b"more",), {})]
+    errors, elapsed = fault_under_blocked_threads(calls, mq.destroy, settle=0.2)
     outcomes = [p.communicate(timeout=5)[0].strip() for p in procs]
-    assert time.monotonic() - start < 5
+    assert elapsed < 5
+    results = [type(e).__name__ for e in errors]
     assert outcomes == ["QueueRemovedError"] * 3
     assert results == ["QueueRemovedError"] * 3
 
@@ -198,24 +184,8 @@ def test_a_raising_handler_ends_every_blocking_call(mq, name, signum):
 @pytest.mark.parametrize("name", list(BLOCKING_CALLS))
 def test_a_returning_handler_lets_every_blocking_call_complete(mq, name):
     _prepare(mq, name)
-    calls = []
-    previous = signal.signal(signal.SIGUSR2, lambda s, f: calls.append(s))
-    main = threading.get_ident()
-
-    def poke():
-        for _ in range(3):
-            time.sleep(0.03)
-            signal.pthread_kill(main, signal.SIGUSR2)
-        time.sleep(0.03)
-        _unblock(mq, name)
-
-    try:
-        helper = threading.Thread(target=poke)
-        helper.start()
+    with signals_then(signal.SIGUSR2, 3, lambda: _unblock(mq, name)) as calls:
         BLOCKING_CALLS[name](mq)
-        helper.join()
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
     assert len(calls) == 3
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 
 import sysvmq
+from conftest import signals_then
 
 
 def in_thread(target, *args):
@@ -95,25 +96,9 @@ def test_sigint_interrupts_a_blocking_receive(mq):
 
 
 def test_handler_that_returns_lets_the_receive_go_on(mq):
-    calls = []
-    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: calls.append(signum))
-    try:
-        main = threading.get_ident()
-
-        def poke():
-            for _ in range(3):
-                time.sleep(0.05)
-                signal.pthread_kill(main, signal.SIGUSR1)
-            time.sleep(0.05)
-            mq.send(b"after three signals", type=4)
-
-        helper = threading.Thread(target=poke)
-        helper.start()
+    with signals_then(signal.SIGUSR1, 3, lambda: mq.send(b"after three signals", type=4), 0.05) as calls:
         assert mq.receive_message() == sysvmq.Message(4, b"after three signals")
-        helper.join()
-        assert calls == [signal.SIGUSR1] * 3
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
+    assert calls == [signal.SIGUSR1] * 3
 
 
 def test_the_gil_is_released_while_blocked(mq):

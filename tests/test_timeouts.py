@@ -10,6 +10,7 @@ import time
 import pytest
 
 import sysvmq
+from conftest import fault_under_blocked_threads
 from sysvmq.wakeup import use_helper_thread
 
 
@@ -121,25 +122,9 @@ def test_close_wakes_every_blocked_thread(mq, timer_mode):
     other = sysvmq.MessageQueue.from_id(mq.id)
     other.set(max_bytes=4)
     other.send(b"full")
-    errors = []
-
-    def call(fn, *args, **kwargs):
-        try:
-            fn(*args, **kwargs)
-        except Exception as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=call, args=(other.receive, 50)) for _ in range(4)]
-    threads.append(threading.Thread(target=call, args=(other.receive, 51), kwargs={"timeout": 30}))
-    threads.append(threading.Thread(target=call, args=(other.send, b"more")))
-    for t in threads:
-        t.start()
-    time.sleep(0.1)
-    start = time.monotonic()
-    other.close()
-    for t in threads:
-        t.join(5)
-    assert time.monotonic() - start < 2
+    calls = [(other.receive, (50,), {})] * 4 + [(other.receive, (51,), {"timeout": 30}), (other.send, (b"more",), {})]
+    errors, elapsed = fault_under_blocked_threads(calls, other.close)
+    assert elapsed < 2
     assert len(errors) == 6
     assert all(isinstance(e, sysvmq.QueueClosedError) and e.errno == errno.EBADF for e in errors)
     # The queue itself is untouched, and other handles still work.

@@ -2,8 +2,10 @@
  *
  * Each operation is one call from Python.  Blocking calls try once with
  * IPC_NOWAIT; only when that would block do they register as a waiter, so that
- * a deadline (a thread-directed POSIX timer, or the helper thread), close() or
- * a cancellation can interrupt the system call with the wake-up signal.
+ * a deadline (the helper thread), close() or a cancellation can interrupt the
+ * system call with the wake-up signal.  Every signal is sent only right after
+ * checking that its handler is still sysvmq's; a call that no signal can reach
+ * waits by polling instead.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -21,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
-#include <sys/syscall.h>
+#include <sys/prctl.h>
 #endif
 
 struct sysvmq_msgbuf {
@@ -33,7 +35,8 @@ typedef struct {
     int id;
     int closed;
     size_t max_size;
-    size_t capacity;
+    key_t key;
+    int key_known;
 } sysvmq_handle;
 
 typedef struct {
@@ -92,15 +95,6 @@ struct msginfo {
 #define SYSVMQ_MSG_COPY 0
 #endif
 
-#if defined(__linux__) && defined(SIGEV_THREAD_ID)
-#define SYSVMQ_HAS_THREAD_TIMER 1
-#ifndef sigev_notify_thread_id
-#define sigev_notify_thread_id _sigev_un._tid
-#endif
-#else
-#define SYSVMQ_HAS_THREAD_TIMER 0
-#endif
-
 #define SYSVMQ_LONG_MAX LONG_MAX
 #define SYSVMQ_LONG_MIN LONG_MIN
 
@@ -110,6 +104,11 @@ struct msginfo {
  * lost; whoever wakes a waiter repeats the signal at this interval until it leaves. */
 #define SYSVMQ_REFIRE_NS 1000000LL
 #define SYSVMQ_CLOSE_POLL_NS 200000LL
+/* A call that no signal can interrupt tries again after 50 us, then at most every 2 ms. */
+#define SYSVMQ_POLL_MIN_NS 50000LL
+#define SYSVMQ_POLL_MAX_NS 2000000LL
+/* The helper thread's stack: it calls nothing deep. */
+#define SYSVMQ_HELPER_STACK (64 * 1024)
 /* Timeouts this long or longer mean "no deadline" (about 146 years). */
 #define SYSVMQ_FOREVER_NS (1LL << 62)
 
@@ -134,6 +133,26 @@ static void sysvmq_sleep_ns(long long ns)
     nanosleep(&ts, NULL);
 }
 
+static long long sysvmq_perm_key(const struct msqid_ds *ds)
+{
+#if defined(__linux__)
+    return (long long)ds->msg_perm.__key;
+#elif defined(__APPLE__)
+    return (long long)ds->msg_perm._key;
+#else
+    return (long long)ds->msg_perm.key;
+#endif
+}
+
+static unsigned long long sysvmq_queue_bytes(const struct msqid_ds *ds)
+{
+#if defined(__linux__)
+    return (unsigned long long)ds->__msg_cbytes;
+#else
+    return (unsigned long long)ds->msg_cbytes;
+#endif
+}
+
 /* ---- the waiter registry: every thread blocked in a call, for close/cancel/helper ---- */
 
 struct sysvmq_waiter {
@@ -142,15 +161,15 @@ struct sysvmq_waiter {
     sysvmq_handle *handle;
     sysvmq_token *token;
     long long kick_ns; /* helper thread: when to signal this waiter next; -1 never */
+    int signo;         /* the signal it waits with unblocked; 0: none, it polls */
+    sigset_t mask;     /* the thread's own signal mask, as the application set it */
 };
 
 static pthread_mutex_t sysvmq_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sysvmq_helper_cond;
-static struct sysvmq_waiter sysvmq_waiters = {&sysvmq_waiters, &sysvmq_waiters, 0, NULL, NULL, -1};
+static struct sysvmq_waiter sysvmq_waiters = {&sysvmq_waiters, &sysvmq_waiters, 0, NULL, NULL, -1, 0, {{0}}};
 static pthread_once_t sysvmq_once = PTHREAD_ONCE_INIT;
-static int sysvmq_signo;        /* the wake-up signal; 0 until chosen */
-static int sysvmq_helper_on = !SYSVMQ_HAS_THREAD_TIMER;
-static __thread int sysvmq_thread_unblocked; /* the wake-up signal, once seen unblocked here */
+static int sysvmq_signo; /* the wake-up signal; 0 until chosen */
 static int sysvmq_helper_running;
 
 static void sysvmq_wake_handler(int signo)
@@ -197,17 +216,33 @@ static void sysvmq_init(void)
     pthread_atfork(sysvmq_atfork_prepare, sysvmq_atfork_parent, sysvmq_atfork_child);
 }
 
+/* The signals sysvmq may choose by itself, best first: SIGURG and SIGWINCH are ignored by
+ * default, so a wake-up that meets a disposition the application reset to SIG_DFL is
+ * dropped instead of killing the process; real-time signals only when both are taken. */
+static int sysvmq_candidate(int i)
+{
+    if (i == 0)
+        return SIGURG;
+    if (i == 1)
+        return SIGWINCH;
+#ifdef SIGRTMIN
+    if (i - 2 <= SIGRTMAX - SIGRTMIN)
+        return SIGRTMAX - (i - 2);
+#endif
+    return 0;
+}
+
 static int sysvmq_signal_allowed(int signo)
 {
 #ifdef SIGRTMIN
     if (signo >= SIGRTMIN && signo <= SIGRTMAX)
         return 1;
 #endif
-    return signo == SIGUSR1 || signo == SIGUSR2;
+    return signo == SIGURG || signo == SIGWINCH || signo == SIGUSR1 || signo == SIGUSR2;
 }
 
-/* Make `signo` run sysvmq_wake_handler: 0, or -EBUSY if another handler owns it.
- * Called with sysvmq_lock held. */
+/* Make `signo` run sysvmq_wake_handler: 0, or -EBUSY if the application handles or
+ * ignores it.  Called with sysvmq_lock held. */
 static int sysvmq_claim_signal(int signo)
 {
     struct sigaction current, mine;
@@ -227,38 +262,58 @@ static int sysvmq_claim_signal(int signo)
     return 0;
 }
 
-/* Called with sysvmq_lock held: the claimed signal, or -errno. */
-static int sysvmq_choose_signal(int signo)
+/* Choose and claim a wake-up signal for a thread whose mask is `blocked`: the first
+ * candidate that is free and that the thread has not blocked (a blocked signal may be
+ * one the application takes with sigwait or signalfd).  A thread that blocks every
+ * candidate blocks everything, not one signal on purpose: then the first free one.
+ * The signal, or -EBUSY.  Called with sysvmq_lock held. */
+static int sysvmq_choose_signal(const sigset_t *blocked)
 {
-    int r;
-    if (signo != 0) {
-        if (!sysvmq_signal_allowed(signo))
-            return -EINVAL;
-        r = sysvmq_claim_signal(signo);
-        if (r == 0)
-            sysvmq_signo = signo;
-        return r < 0 ? r : signo;
-    }
-#ifdef SIGRTMIN
-    for (signo = SIGRTMAX; signo >= SIGRTMIN; signo--)
-#else
-    for (signo = SIGUSR2; signo != 0; signo = signo == SIGUSR2 ? SIGUSR1 : 0)
-#endif
-    {
-        if (sysvmq_claim_signal(signo) == 0) {
-            sysvmq_signo = signo;
-            return signo;
+    int pass, i, signo;
+    for (pass = 0; pass < 2; pass++) {
+        int unblocked = 0;
+        for (i = 0; (signo = sysvmq_candidate(i)) != 0; i++) {
+            if (pass == 0 && sigismember(blocked, signo))
+                continue;
+            unblocked++;
+            if (sysvmq_claim_signal(signo) == 0) {
+                sysvmq_signo = signo;
+                return signo;
+            }
         }
+        if (unblocked > 0)
+            break;
     }
     return -EBUSY;
+}
+
+/* The wake-up signal for a thread whose mask is `blocked`, claimed again if the
+ * application reset it to SIG_DFL, another one if it took it: the signal, or -EBUSY.
+ * Called with sysvmq_lock held. */
+static int sysvmq_current_signal(const sigset_t *blocked)
+{
+    if (sysvmq_signo != 0 && sysvmq_claim_signal(sysvmq_signo) == 0)
+        return sysvmq_signo;
+    return sysvmq_choose_signal(blocked);
 }
 
 static int sysvmq_set_wakeup_signal(int signo)
 {
     int r;
+    sigset_t none;
     pthread_once(&sysvmq_once, sysvmq_init);
     pthread_mutex_lock(&sysvmq_lock);
-    r = sysvmq_choose_signal(signo);
+    if (signo == 0) {
+        sigemptyset(&none);
+        pthread_sigmask(SIG_BLOCK, NULL, &none);
+        r = sysvmq_current_signal(&none);
+    } else if (!sysvmq_signal_allowed(signo)) {
+        r = -EINVAL;
+    } else {
+        r = sysvmq_claim_signal(signo);
+        if (r == 0)
+            r = sysvmq_signo = signo;
+    }
     pthread_mutex_unlock(&sysvmq_lock);
     return r;
 }
@@ -272,16 +327,23 @@ static int sysvmq_wakeup_signal(void)
     return signo;
 }
 
-static int sysvmq_use_helper_thread(int on)
+/* Signal waiter `w` so that its system call returns EINTR: 1 if sent, 0 if it polls
+ * (it sees its flags by itself), -EBUSY if no signal can reach it: the application
+ * took its signal and blocks every other free one in that thread.  A signal is sent
+ * only right after checking that its handler is sysvmq's.  Called with sysvmq_lock held. */
+static int sysvmq_kick_waiter(struct sysvmq_waiter *w)
 {
-    int previous;
-    if (!on && !SYSVMQ_HAS_THREAD_TIMER)
-        return -ENOSYS;
-    pthread_mutex_lock(&sysvmq_lock);
-    previous = sysvmq_helper_on;
-    sysvmq_helper_on = on != 0;
-    pthread_mutex_unlock(&sysvmq_lock);
-    return previous;
+    int signo;
+    if (w->signo == 0)
+        return 0;
+    if (sysvmq_claim_signal(w->signo) < 0) {
+        signo = sysvmq_choose_signal(&w->mask);
+        if (signo < 0 || sigismember(&w->mask, signo))
+            return -EBUSY;
+        w->signo = signo; /* unblocked in that thread all along */
+    }
+    pthread_kill(w->thread, w->signo);
+    return 1;
 }
 
 static void sysvmq_helper_wait_until(long long when_ns)
@@ -296,12 +358,15 @@ static void sysvmq_helper_wait_until(long long when_ns)
 #endif
 }
 
-/* The portable deadline: signal each timed waiter at its deadline, then every
- * SYSVMQ_REFIRE_NS until it has left its call. */
+/* Signal each timed waiter at its deadline, then every SYSVMQ_REFIRE_NS until it has
+ * left its call (a signal that lands just before the thread enters the kernel is lost). */
 static void *sysvmq_helper_main(void *unused)
 {
     struct sysvmq_waiter *w;
     (void)unused;
+#if defined(PR_SET_TIMERSLACK)
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); /* wake at the deadline, not 50 us later */
+#endif
     pthread_mutex_lock(&sysvmq_lock);
     for (;;) {
         long long now = sysvmq_monotonic_ns(), next = LLONG_MAX;
@@ -309,9 +374,7 @@ static void *sysvmq_helper_main(void *unused)
             if (w->kick_ns < 0)
                 continue;
             if (w->kick_ns <= now) {
-                /* Never send a signal whose handler is no longer ours. */
-                if (sysvmq_claim_signal(sysvmq_signo) == 0)
-                    pthread_kill(w->thread, sysvmq_signo);
+                sysvmq_kick_waiter(w);
                 w->kick_ns = now + SYSVMQ_REFIRE_NS;
             }
             if (w->kick_ns < next)
@@ -334,11 +397,12 @@ static int sysvmq_start_helper(void)
     int r;
     if (sysvmq_helper_running)
         return 0;
-    /* The helper must never run signal handlers, Python's or ours. */
+    /* The helper must never run signal handlers, Python's or sysvmq's. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, SYSVMQ_HELPER_STACK);
     r = pthread_create(&thread, &attr, sysvmq_helper_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -348,25 +412,23 @@ static int sysvmq_start_helper(void)
     return 0;
 }
 
-/* Signal every waiter of `h` (or using `token`): how many are still inside a call,
- * or -EBUSY if the wake-up signal has another handler now (then none is signalled). */
+/* Signal every waiter of `h` (or using `token`): how many of those still inside a
+ * call can be woken, or -EBUSY when none of them can (see sysvmq_kick_waiter). */
 static int sysvmq_kick(const sysvmq_handle *h, const sysvmq_token *token)
 {
     struct sysvmq_waiter *w;
-    int inside = 0, r = 0;
+    int unreachable = 0, reachable = 0;
     pthread_mutex_lock(&sysvmq_lock);
     for (w = sysvmq_waiters.next; w != &sysvmq_waiters; w = w->next) {
         if ((h != NULL && w->handle == h) || (token != NULL && w->token == token)) {
-            if (inside == 0)
-                r = sysvmq_claim_signal(sysvmq_signo);
-            if (r < 0)
-                break;
-            pthread_kill(w->thread, sysvmq_signo);
-            inside++;
+            if (sysvmq_kick_waiter(w) >= 0)
+                reachable++;
+            else
+                unreachable++;
         }
     }
     pthread_mutex_unlock(&sysvmq_lock);
-    return r < 0 ? r : inside;
+    return reachable == 0 && unreachable > 0 ? -EBUSY : reachable;
 }
 
 static int sysvmq_is_closed(sysvmq_handle *h)
@@ -415,27 +477,44 @@ static long sysvmq_attempt(const struct sysvmq_op *op, int flags)
     return r < 0 ? -errno : r;
 }
 
-#if SYSVMQ_HAS_THREAD_TIMER
-static int sysvmq_arm_timer(timer_t *timer, int signo, long long deadline_ns)
+/* Why a waiting call ends early: -EBADF (closed), -ECANCELED (its token), or 0. */
+static long sysvmq_stopped(sysvmq_handle *h, const sysvmq_token *token)
 {
-    struct sigevent sev;
-    struct itimerspec its;
-    memset(&sev, 0, sizeof sev);
-    sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = signo;
-    sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
-    if (timer_create(CLOCK_MONOTONIC, &sev, timer) < 0)
-        return -errno;
-    its.it_value = sysvmq_timespec(deadline_ns);
-    its.it_interval = sysvmq_timespec(SYSVMQ_REFIRE_NS);
-    if (timer_settime(*timer, TIMER_ABSTIME, &its, NULL) < 0) {
-        int r = -errno;
-        timer_delete(*timer);
-        return r;
-    }
+    if (sysvmq_is_closed(h))
+        return -EBADF;
+    if (token != NULL && __atomic_load_n(&token->cancelled, __ATOMIC_ACQUIRE))
+        return -ECANCELED;
     return 0;
 }
-#endif
+
+/* No signal can interrupt this call (none is free, or no helper thread could start):
+ * try again with IPC_NOWAIT at growing intervals, up to SYSVMQ_POLL_MAX_NS. */
+static long sysvmq_poll(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
+                        long long deadline_ns, sysvmq_token *token)
+{
+    const long nothing = op->send ? -EAGAIN : -ENOMSG;
+    long long pause = SYSVMQ_POLL_MIN_NS;
+    for (;;) {
+        long r = sysvmq_attempt(op, flags | IPC_NOWAIT);
+        struct timespec ts;
+        if (r != nothing)
+            return r;
+        r = sysvmq_stopped(h, token);
+        if (r < 0)
+            return r;
+        if (deadline_ns >= 0) {
+            long long left = deadline_ns - sysvmq_monotonic_ns();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            if (left < pause)
+                pause = left;
+        }
+        ts = sysvmq_timespec(pause);
+        if (nanosleep(&ts, NULL) < 0 && errno == EINTR)
+            return -EINTR; /* a handler of the application's: let Python run it */
+        pause = pause * 2 < SYSVMQ_POLL_MAX_NS ? pause * 2 : SYSVMQ_POLL_MAX_NS;
+    }
+}
 
 /* The IPC_NOWAIT attempt found no message (or no room): block as a registered
  * waiter until the operation completes, the deadline passes, the handle is
@@ -444,40 +523,35 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
                         long long deadline_ns, sysvmq_token *token)
 {
     struct sysvmq_waiter w;
-    sigset_t set, old;
-    long r = 0;
-    int signo, helper = 0;
-#if SYSVMQ_HAS_THREAD_TIMER
-    timer_t timer;
-    int armed = 0;
-#endif
+    sigset_t set;
+    long r;
+    int signo = 0, unblocked = 0;
 
     if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
         return -ETIMEDOUT;
     pthread_once(&sysvmq_once, sysvmq_init);
-
+    /* The mask is read every time: the application may change it between calls. */
+    sigemptyset(&w.mask);
+    pthread_sigmask(SIG_BLOCK, NULL, &w.mask);
     w.thread = pthread_self();
     w.handle = h;
     w.token = token;
     w.kick_ns = -1;
     pthread_mutex_lock(&sysvmq_lock);
-    /* With a deadline the kernel (or the helper) will send the signal, so check now that
-     * its handler is still ours; otherwise close/cancel check before they send it. */
-    signo = sysvmq_signo != 0 && deadline_ns < 0 ? sysvmq_signo : sysvmq_choose_signal(sysvmq_signo);
-    if (signo < 0)
-        r = signo;
-    else if (sysvmq_is_closed(h))
-        r = -EBADF;
-    else if (token != NULL && __atomic_load_n(&token->cancelled, __ATOMIC_ACQUIRE))
-        r = -ECANCELED;
-    else if (deadline_ns >= 0 && sysvmq_helper_on)
-        r = sysvmq_start_helper();
+    r = sysvmq_stopped(h, token);
     if (r == 0) {
-        helper = deadline_ns >= 0 && sysvmq_helper_on;
-        if (helper) {
-            w.kick_ns = deadline_ns;
-            pthread_cond_signal(&sysvmq_helper_cond);
+        signo = sysvmq_current_signal(&w.mask);
+        if (signo < 0)
+            signo = 0;
+        if (signo != 0 && deadline_ns >= 0) {
+            if (sysvmq_start_helper() == 0) {
+                w.kick_ns = deadline_ns;
+                pthread_cond_signal(&sysvmq_helper_cond);
+            } else {
+                signo = 0;
+            }
         }
+        w.signo = signo;
         w.prev = sysvmq_waiters.prev;
         w.next = &sysvmq_waiters;
         sysvmq_waiters.prev->next = &w;
@@ -487,30 +561,19 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     if (r < 0)
         return r;
 
-    /* The signal must be unblocked in this thread while it waits.  A thread found to
-     * have it unblocked is remembered, and its untimed waits skip the system call;
-     * a timed wait always makes sure, since its deadline depends on it. */
-    sigemptyset(&set);
-    sigaddset(&set, signo);
-    sigemptyset(&old);
-    if (deadline_ns >= 0 || sysvmq_thread_unblocked != signo) {
-        pthread_sigmask(SIG_UNBLOCK, &set, &old);
-        sysvmq_thread_unblocked = sigismember(&old, signo) ? 0 : signo;
-    }
-#if SYSVMQ_HAS_THREAD_TIMER
-    if (deadline_ns >= 0 && !helper) {
-        r = sysvmq_arm_timer(&timer, signo, deadline_ns);
-        armed = r == 0;
-    }
-#endif
-    if (r == 0)
+    if (signo == 0) {
+        r = sysvmq_poll(h, op, flags, deadline_ns, token);
+    } else {
+        /* Unblocked only while this thread sleeps in the kernel, whatever its mask. */
+        unblocked = sigismember(&w.mask, signo);
+        sigemptyset(&set);
+        sigaddset(&set, signo);
+        if (unblocked)
+            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
         r = sysvmq_attempt(op, flags);
-#if SYSVMQ_HAS_THREAD_TIMER
-    if (armed)
-        timer_delete(timer);
-#endif
-    if (sigismember(&old, signo))
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        if (unblocked)
+            pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
 
     pthread_mutex_lock(&sysvmq_lock);
     w.prev->next = w.next;
@@ -518,28 +581,26 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     pthread_mutex_unlock(&sysvmq_lock);
 
     if (r == -EINTR) {
-        if (sysvmq_is_closed(h))
-            r = -EBADF;
-        else if (token != NULL && __atomic_load_n(&token->cancelled, __ATOMIC_ACQUIRE))
-            r = -ECANCELED;
+        long stop = sysvmq_stopped(h, token);
+        if (stop < 0)
+            r = stop;
         else if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
             r = -ETIMEDOUT;
     }
     return r;
 }
 
-/* -EMSGSIZE if `len` bytes can never fit in the queue (so a blocking send would
- * sleep forever), else 0.  The capacity last read is remembered in the handle, so a
- * producer that often finds the queue full asks the kernel again only for a larger
- * message.  Without read permission the capacity is unknown: 0. */
-static int sysvmq_check_capacity(sysvmq_handle *h, size_t len)
+/* Before a call waits: -EIDRM if the handle's id now names another queue (the kernel
+ * reused it after the handle's queue was removed), -EMSGSIZE if a message of `len`
+ * bytes can never fit in the queue (a blocking send would sleep forever), an error
+ * for a removed queue, else 0.  Without read permission nothing can be checked: 0. */
+static int sysvmq_check_queue(const sysvmq_handle *h, size_t len)
 {
     struct msqid_ds ds;
-    if (len <= __atomic_load_n(&h->capacity, __ATOMIC_RELAXED))
-        return 0;
     if (msgctl(h->id, IPC_STAT, &ds) < 0)
-        return 0;
-    __atomic_store_n(&h->capacity, (size_t)ds.msg_qbytes, __ATOMIC_RELAXED);
+        return errno == EACCES ? 0 : -errno;
+    if (h->key_known && (key_t)sysvmq_perm_key(&ds) != h->key)
+        return -EIDRM;
     return len > (size_t)ds.msg_qbytes ? -EMSGSIZE : 0;
 }
 
@@ -550,7 +611,7 @@ static long sysvmq_send_op(sysvmq_handle *h, const struct sysvmq_op *op, int fla
     long r = sysvmq_attempt(op, flags | IPC_NOWAIT);
     if (r != -EAGAIN)
         return r;
-    r = sysvmq_check_capacity(h, op->size);
+    r = sysvmq_check_queue(h, op->size);
     if (r < 0)
         return r;
     if (flags & IPC_NOWAIT)
@@ -618,16 +679,15 @@ static long sysvmq_receive_op(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_
                               int flags, long long deadline_ns, sysvmq_token *token)
 {
     struct sysvmq_op op;
-    long r;
-    if (sysvmq_is_closed(h))
-        return -EBADF;
-    if (token != NULL && __atomic_load_n(&token->cancelled, __ATOMIC_ACQUIRE))
-        return -ECANCELED;
+    long r = sysvmq_stopped(h, token);
+    if (r < 0)
+        return r;
     sysvmq_receiving(&op, h, buf, cap, msgtyp);
     r = sysvmq_attempt(&op, flags | IPC_NOWAIT);
-    if (r == -ENOMSG && !(flags & IPC_NOWAIT))
-        r = sysvmq_wait(h, &op, flags, deadline_ns, token);
-    return r;
+    if (r != -ENOMSG || (flags & IPC_NOWAIT))
+        return r;
+    r = sysvmq_check_queue(h, 0);
+    return r < 0 ? r : sysvmq_wait(h, &op, flags, deadline_ns, token);
 }
 
 static long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int flags,
@@ -637,6 +697,30 @@ static long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp
     long r = sysvmq_receive_op(h, buf, cap, msgtyp, flags, deadline_ns, token);
     if (r > 0 && dest != NULL)
         memcpy(dest, buf->mtext, (size_t)r);
+    return r;
+}
+
+static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
+                         sysvmq_token *token)
+{
+    long header[2];
+    struct sysvmq_msgbuf *buf = (struct sysvmq_msgbuf *)(void *)header;
+    struct sysvmq_op back;
+    /* Without MSG_NOERROR a zero-byte buffer takes nothing longer than zero bytes: E2BIG. */
+    long r = sysvmq_receive_op(h, buf, 0, msgtyp, flags & ~MSG_NOERROR, deadline_ns, token);
+    if (r == -E2BIG)
+        return 0;
+    if (r != 0)
+        return r;
+    /* A zero-length message fits and was taken: put it back before anything else runs. */
+    back.send = 1;
+    back.id = h->id;
+    back.buf = buf;
+    back.size = 0;
+    back.msgtyp = 0;
+    do
+        r = sysvmq_attempt(&back, 0);
+    while (r == -EINTR);
     return r;
 }
 
@@ -660,7 +744,8 @@ static long sysvmq_take_within(sysvmq_handle *h, char *text, long msgtyp, double
         return r;
     /* Only a call that has to wait needs its deadline. */
     *deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS ? -1 : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
-    return sysvmq_wait(h, &op, 0, *deadline_ns, NULL);
+    r = sysvmq_check_queue(h, 0);
+    return r < 0 ? r : sysvmq_wait(h, &op, 0, *deadline_ns, NULL);
 }
 
 static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, const size_t *lens,
@@ -792,26 +877,6 @@ static int sysvmq_info(int cmd, struct msginfo *info)
     (void)cmd;
     (void)info;
     return -ENOSYS;
-#endif
-}
-
-static long long sysvmq_perm_key(const struct msqid_ds *ds)
-{
-#if defined(__linux__)
-    return (long long)ds->msg_perm.__key;
-#elif defined(__APPLE__)
-    return (long long)ds->msg_perm._key;
-#else
-    return (long long)ds->msg_perm.key;
-#endif
-}
-
-static unsigned long long sysvmq_queue_bytes(const struct msqid_ds *ds)
-{
-#if defined(__linux__)
-    return (unsigned long long)ds->__msg_cbytes;
-#else
-    return (unsigned long long)ds->msg_cbytes;
 #endif
 }
 

@@ -62,7 +62,8 @@ typedef struct {
     int id;
     int closed;      /* set by sysvmq_close */
     size_t max_size; /* the payload room of the buffers handed to sysvmq_take */
-    size_t capacity; /* the queue's msg_qbytes when last read; 0: read it when needed */
+    key_t key;       /* the queue's key, checked before a call waits if key_known */
+    int key_known;
 } sysvmq_handle;
 
 /* Lets another thread stop one blocking call (asyncio cancellation). */
@@ -92,8 +93,6 @@ static const int SYSVMQ_HAS_MSG_EXCEPT;
 static const int SYSVMQ_MSG_EXCEPT;
 static const int SYSVMQ_HAS_MSG_COPY;
 static const int SYSVMQ_MSG_COPY;
-/* 1 where a thread-directed POSIX timer wakes timed calls; 0: helper thread only. */
-static const int SYSVMQ_HAS_THREAD_TIMER;
 static const long SYSVMQ_LONG_MAX;
 static const long SYSVMQ_LONG_MIN;
 
@@ -103,6 +102,7 @@ int sysvmq_get(key_t key, int flags);
 /* Send `len` bytes of `data` with type `mtype` (-EDOM if < 1).  Blocks unless IPC_NOWAIT
  * is in `flags`, until `deadline_ns` (CLOCK_MONOTONIC, -1 = none): -ETIMEDOUT then.
  * -EMSGSIZE: bigger than the queue's capacity (a send that could never complete).
+ * -EIDRM: the handle's id names another queue now (its own was removed).
  * -EINTR: a signal arrived; run the handlers and call again with the same deadline.
  * -EBADF: the handle was closed.  -ECANCELED: `token` was cancelled. */
 int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t len, int flags,
@@ -116,6 +116,11 @@ int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len);
  * sysvmq_send.  With `dest` not NULL the payload is copied there as well. */
 long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int flags,
                     long long deadline_ns, sysvmq_token *token, char *dest);
+
+/* Wait, as sysvmq_receive would, until a message that `msgtyp` and `flags` select is
+ * waiting, and take none: 0 then.  A zero-length message is put back, at the end of the queue. */
+long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
+                  sysvmq_token *token);
 
 /* sysvmq_receive with cap = h->max_size, no flags, no deadline, no token, no dest. */
 long sysvmq_take(sysvmq_handle *h, char *text, long msgtyp);
@@ -141,12 +146,12 @@ long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size_t cap,
                          size_t max_count, size_t *offsets, size_t *lens, long *types);
 
 /* Mark the handle closed and wake every thread of this process blocked on it;
- * returns 0 once none is left inside a call on it, or -EBUSY if the wake-up
- * signal has another handler now, so the threads cannot be woken. */
+ * returns 0 once none is left inside a call on it, or -EBUSY if those left cannot be
+ * woken: the application took the wake-up signal and blocks every other one there. */
 int sysvmq_close(sysvmq_handle *h);
 
 /* Cancel the call that uses `token` and wake it: 1 while it is still inside, else 0;
- * -EBUSY if the wake-up signal has another handler now. */
+ * -EBUSY if it cannot be woken (as for sysvmq_close). */
 int sysvmq_cancel(sysvmq_token *token);
 
 /* msgctl IPC_STAT into *ds: 0 or -errno. */
@@ -171,15 +176,14 @@ unsigned long long sysvmq_queue_bytes(const struct msqid_ds *ds);
 /* ftok(path, proj_id) into *key: 0 or -errno. */
 int sysvmq_ftok(const char *path, int proj_id, key_t *key);
 
-/* Use signal `signo` to wake blocked calls (0: choose a free real-time signal).
- * The signal; -EBUSY if another handler owns it, -EINVAL if it is no valid signal. */
+/* Use signal `signo` to wake blocked calls (0: choose one: SIGURG, SIGWINCH, then the
+ * real-time signals from SIGRTMAX down, the first whose disposition is the default and
+ * that the calling thread does not block).  The signal; -EBUSY if the application
+ * handles or ignores it (every candidate, for 0), -EINVAL if it may not be one. */
 int sysvmq_set_wakeup_signal(int signo);
 
 /* The wake-up signal, or 0 while none has been chosen. */
 int sysvmq_wakeup_signal(void);
-
-/* 1: wake timed calls from a helper thread, as on platforms without thread timers. */
-int sysvmq_use_helper_thread(int on);
 
 /* CLOCK_MONOTONIC now, in ns: the clock of every deadline. */
 long long sysvmq_monotonic_ns(void);

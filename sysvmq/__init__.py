@@ -27,7 +27,6 @@ from sysvmq.errors import (
 )
 from sysvmq.queue import Message, MessageQueue
 from sysvmq.stats import Limits, QueueStats, ftok, limits, queues
-from sysvmq.wakeup import configure_from_environment as _configure_from_environment
 from sysvmq.wakeup import set_wakeup_signal, wakeup_signal
 
 __version__ = "0.1.0"
@@ -89,5 +88,3 @@ if _lib.SYSVMQ_HAS_MSG_EXCEPT:
 if _lib.SYSVMQ_HAS_MSG_COPY:
     MSG_COPY: int = _lib.SYSVMQ_MSG_COPY
     __all__.append("MSG_COPY")
-
-_configure_from_environment()

@@ -4,21 +4,21 @@ The kernel offers no file descriptor to wait on, so a call that has to wait runs
 in a thread of its own while the event loop goes on. A message that is already
 there (or room to send) is taken straight from the event loop with IPC_NOWAIT.
 
-Cancellation (``task.cancel()``, ``asyncio.wait_for``, a task group) works like
-this. The waiting thread's call carries a token; cancelling sets the token and
-sends the thread the wake-up signal, again every millisecond until the thread
-has left the system call. The cancelled coroutine does not finish before that.
-Then exactly one of two things is true:
+A waiting receive never takes a message in its worker thread: the thread waits
+until a matching message is there and leaves it in the queue (a blocking
+``msgrcv`` into a zero-byte buffer fails with E2BIG and takes nothing). The
+message is then taken in the event loop's thread, with IPC_NOWAIT, by the very
+coroutine that returns it. So no message is ever held only in this process's
+memory: not when the call is cancelled, the handle closed, the event loop
+stopped or closed, or the process forked. A zero-length message fits a zero-byte
+buffer; the worker puts it back at once, at the end of the queue.
 
-* the thread took nothing off the queue (it was woken, or saw the token before
-  it entered the kernel), or
-* it had already taken a message: that message is put in the handle's stash,
-  and the next receive on the same handle whose type selection matches it
-  returns it before asking the kernel.
+Cancellation (``task.cancel()``, ``asyncio.wait_for``, a task group) sets the
+worker call's token and sends the thread the wake-up signal, again every
+millisecond until the thread has left the system call; the cancelled coroutine
+does not finish before that, so once it has finished it touches the queue no more.
 
-So a message is never lost, and once the cancelled call has finished it takes
-nothing more from the queue. A cancelled ``send_async`` may still have sent its
-message if it got room before the cancellation reached it.
+This module knows nothing of MessageQueue: it runs blocking callables.
 """
 
 import asyncio
@@ -26,13 +26,12 @@ import errno
 import os
 import queue
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, TypeVar
+from typing import Any, Callable, Optional, Tuple, TypeVar
 
 from sysvmq._sysvmq_cffi import ffi, lib
-from sysvmq.errors import QueueEmptyError, QueueFullError, error_for
+from sysvmq.errors import ResourceLimitError
 
-if TYPE_CHECKING:
-    from sysvmq.queue import Message, MessageQueue
+__all__ = ["in_thread"]
 
 _T = TypeVar("_T")
 _Outcome = Tuple[bool, Any]  # (succeeded, value or exception)
@@ -48,6 +47,8 @@ class _Workers:
 
     Threads are reused while calls keep coming and exit after _IDLE_SECONDS idle,
     so a burst of waits costs no thread start each, and an idle program keeps none.
+    A job is handed to a worker that is idle, or to a new thread that has started:
+    a thread that cannot start fails the call, and leaves no job behind to run later.
     """
 
     def __init__(self) -> None:
@@ -57,15 +58,26 @@ class _Workers:
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
-            start = self._idle == 0
-            if not start:
+            if self._idle > 0:
                 self._idle -= 1
-        self._jobs.put(job)
-        if start:
-            threading.Thread(target=self._run, name="sysvmq-async", daemon=True).start()
+                self._jobs.put(job)
+                return
+        worker = threading.Thread(target=self._run, args=(job,), name="sysvmq-async", daemon=True)
+        try:
+            worker.start()
+        except (RuntimeError, MemoryError) as e:
+            raise ResourceLimitError(
+                errno.EAGAIN,
+                f"start a worker thread for an async call: {e}; the process is at its limit of "
+                "threads or memory (ulimit -u, ulimit -v, kernel.threads-max); nothing was sent or taken",
+            ) from None
 
-    def _run(self) -> None:
+    def _run(self, job: Optional[Callable[[], None]]) -> None:
         while True:
+            if job is not None:
+                job()
+                with self._lock:
+                    self._idle += 1
             try:
                 job = self._jobs.get(timeout=_IDLE_SECONDS)
             except queue.Empty:
@@ -73,10 +85,7 @@ class _Workers:
                     if self._idle > 0:  # no queued job counts on this thread
                         self._idle -= 1
                         return
-                continue
-            job()
-            with self._lock:
-                self._idle += 1
+                job = None
 
     def forget_threads(self) -> None:
         """In a forked child no worker exists: start from none."""
@@ -93,35 +102,34 @@ def _settle(done: "asyncio.Future[_Outcome]", outcome: _Outcome) -> None:
         done.set_result(outcome)
 
 
-async def _in_thread(call: Callable[[Any], _T], keep: Optional[Callable[[_T], None]]) -> _T:
-    """Run `call(token)` on a worker thread; on cancellation stop it, and `keep` its result."""
+async def in_thread(call: Callable[[Any], _T]) -> _T:
+    """Run `call(token)` on a worker thread; on cancellation stop it, then re-raise.
+
+    `call` takes the sysvmq_token that cancels it, and must leave the queue as it
+    found it when it fails or is cancelled.
+    """
     loop = asyncio.get_running_loop()
     done: "asyncio.Future[_Outcome]" = loop.create_future()
     token = ffi.new("sysvmq_token *")
 
     def work() -> None:
-        outcome: Tuple[bool, Any]
+        outcome: _Outcome
         try:
-            result = call(token)
-            outcome = (True, result)
+            outcome = (True, call(token))
         except BaseException as e:  # delivered to the awaiting coroutine
             outcome = (False, e)
         try:
             loop.call_soon_threadsafe(_settle, done, outcome)
-        except RuntimeError:  # the loop is closed: nobody awaits the result any more
-            if outcome[0] and keep is not None:
-                keep(result)
+        except RuntimeError:
+            pass  # the loop is closed: nobody awaits the outcome, and the call holds nothing
 
     _workers.submit(work)
     try:
         succeeded, value = await asyncio.shield(done)
     except asyncio.CancelledError:
-        if keep is not None:
-            # Whatever the thread still takes goes to `keep`, even if we stop waiting for it.
-            done.add_done_callback(lambda f: keep(f.result()[1]) if f.result()[0] else None)
         while not done.done():
             if lib.sysvmq_cancel(token) < 0:
-                break  # the wake-up signal was taken over: the thread cannot be woken
+                break  # no signal can reach the thread; it leaves when the queue changes
             try:
                 await asyncio.wait({done}, timeout=_REKICK_SECONDS)
             except asyncio.CancelledError:
@@ -130,38 +138,3 @@ async def _in_thread(call: Callable[[Any], _T], keep: Optional[Callable[[_T], No
     if not succeeded:
         raise value
     return value  # type: ignore[no-any-return]
-
-
-async def send(mq: "MessageQueue", message: Any, mtype: int, timeout: Optional[float]) -> None:
-    from sysvmq.queue import _check_send_type, payload, send_options
-
-    data = payload(message)
-    mtype = _check_send_type(mtype)
-    flags, deadline = send_options(0, True, timeout)
-    try:
-        return mq._send_data(data, mtype, flags | lib.IPC_NOWAIT, -1, None, ffi.NULL)
-    except QueueFullError:
-        pass
-    if deadline >= 0 and lib.sysvmq_monotonic_ns() >= deadline:
-        raise error_for(errno.ETIMEDOUT, f"send to {mq._describe()}", f"no room within the timeout of {timeout} s")
-    await _in_thread(lambda token: mq._send_data(data, mtype, flags, deadline, timeout, token), None)
-
-
-async def receive_message(mq: "MessageQueue", mtype: int, timeout: Optional[float], truncate: bool, exclude: bool) -> "Message":
-    from sysvmq.queue import Message, receive_options
-
-    flags, deadline = receive_options(mtype, 0, True, timeout, truncate, exclude)
-    cap = mq.max_size
-    try:
-        _, got_type, data = mq._take_message(mtype, flags | lib.IPC_NOWAIT, -1, None, ffi.NULL, cap)
-        return Message(got_type, data)
-    except QueueEmptyError:
-        pass
-    if deadline >= 0 and lib.sysvmq_monotonic_ns() >= deadline:
-        raise error_for(errno.ETIMEDOUT, f"receive from {mq._describe()}", f"nothing arrived within the timeout of {timeout} s")
-
-    def receive(token: Any) -> "Message":
-        _, got_type, data = mq._take_message(mtype, flags, deadline, timeout, ffi.NULL, cap, token)
-        return Message(got_type, data)
-
-    return await _in_thread(receive, mq._stash.append)

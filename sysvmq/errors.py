@@ -101,7 +101,7 @@ _BY_ERRNO: Dict[int, Type[SysVMQError]] = {
 _HINTS: Dict[int, str] = {
     _errno.ENOENT: "pass create=True to make it",
     _errno.EEXIST: "drop exclusive=True to open the existing queue",
-    _errno.EIDRM: "the queue was removed (IPC_RMID)",
+    _errno.EIDRM: "the queue was removed (IPC_RMID); its id may name another queue now",
     _errno.EINVAL: "no queue has this id any more; it was removed",
     _errno.EACCES: "the queue's mode does not allow this user; see stats().mode",
     _errno.EPERM: "only the queue's owner, creator or root may do this",

@@ -1,13 +1,16 @@
 """``MessageQueue``: a handle on one System V message queue."""
 
+import builtins
 import errno
 import functools
 import math
+import operator
+import os
 from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Tuple, TypeVar, Union
 
-from sysvmq import aio
+from sysvmq import aio, wakeup
 from sysvmq._sysvmq_cffi import ffi, lib
-from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
+from sysvmq.errors import MessageTooLargeError, PermissionDeniedError, QueueEmptyError, QueueFullError, SysVMQError, error_for
 from sysvmq.stats import KEY_MASK, QueueStats, limits, msgmax, queues, stats_from
 
 __all__ = ["MessageQueue", "Message", "Payload"]
@@ -38,6 +41,7 @@ _EINTR = -errno.EINTR
 _EDOM = -errno.EDOM
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 _HEADER = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
+_type = builtins.type  # `type` is a parameter name of the methods below
 
 LONG_MAX: int = lib.SYSVMQ_LONG_MAX
 LONG_MIN: int = lib.SYSVMQ_LONG_MIN
@@ -45,46 +49,52 @@ _KEY_BITS = ffi.sizeof("key_t") * 8
 _KEY_MIN = -(1 << (_KEY_BITS - 1))
 _KEY_MAX = (1 << _KEY_BITS) - 1
 _INT_MAX = (1 << 31) - 1
+_INT_MIN = -(1 << 31)
+_UINT32_MAX = (1 << 32) - 1
+_SSIZE_LIMIT = 1 << (ffi.sizeof("size_t") * 8 - 1)  # ssize_t: -_SSIZE_LIMIT .. _SSIZE_LIMIT - 1
 _OPEN_FLAG_BITS = lib.IPC_CREAT | lib.IPC_EXCL | 0o777
 _MSG_EXCEPT = lib.SYSVMQ_MSG_EXCEPT if lib.SYSVMQ_HAS_MSG_EXCEPT else 0
 _MSG_COPY = lib.SYSVMQ_MSG_COPY if lib.SYSVMQ_HAS_MSG_COPY else 0
 _SEND_FLAG_BITS = lib.IPC_NOWAIT
 _RECEIVE_FLAG_BITS = lib.IPC_NOWAIT | lib.MSG_NOERROR | _MSG_EXCEPT
 _FOREVER_NS = 1 << 62  # deadlines further out than ~146 years mean "no deadline"
+_FOREVER_S = _FOREVER_NS // 10**9
 #: The largest out-buffer receive_many() uses: a batch stops when it is full.
 BATCH_BYTES = 1 << 20
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _check_int(name: str, value: Any, low: int, high: int, c_low: int = _INT_MIN, c_high: int = _INT_MAX) -> int:
+    """`value` as an int in low..high, by one rule for every argument of every call.
 
-
-def _check_int(name: str, value: Any, low: int, high: int) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise OverflowError(f"{name} must be in {low}..{high}, not {value}")
-    return int(value)
+    Integers are what ``operator.index`` takes (int, bool, numpy integers), never a
+    float or a Decimal. OverflowError for a value the C type (c_low..c_high) cannot
+    hold, ValueError for one it can hold that is out of the meaningful range.
+    """
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type_name(value)}") from None
+    if not low <= number <= high:
+        kind = ValueError if c_low <= number <= c_high else OverflowError
+        raise kind(f"{name} must be in {low}..{high}, not {number}")
+    return number
 
 
 def _check_key(key: Any) -> int:
     """The signed key_t for `key`, which may be given as 0..2**32-1 or signed."""
-    value = _check_int("key", key, _KEY_MIN, _KEY_MAX)
+    value = _check_int("key", key, _KEY_MIN, _KEY_MAX, _KEY_MIN, _KEY_MAX)
     return value - (1 << _KEY_BITS) if value > _KEY_MAX >> 1 else value
 
 
 def _check_send_type(mtype: Any) -> int:
-    if not _is_int(mtype):
-        raise TypeError(f"message type must be an int, not {type(mtype).__name__}")
-    if mtype < 1:
-        raise ValueError(f"message type must be >= 1 to send (0 and negatives only select on receive), not {mtype}")
-    if mtype > LONG_MAX:
-        raise OverflowError(f"message type must be <= {LONG_MAX} (C long), not {mtype}")
-    return int(mtype)
+    try:
+        return _check_int("message type", mtype, 1, LONG_MAX, LONG_MIN, LONG_MAX)
+    except ValueError:
+        raise ValueError(f"message type must be >= 1 to send (0 and negatives only select on receive), not {mtype}") from None
 
 
 def _check_receive_type(mtype: Any) -> int:
-    return _check_int("message type", mtype, LONG_MIN, LONG_MAX)
+    return _check_int("message type", mtype, LONG_MIN, LONG_MAX, LONG_MIN, LONG_MAX)
 
 
 def _check_flags(flags: Any, allowed: int, call: str) -> int:
@@ -101,11 +111,11 @@ def deadline_ns(timeout: Any) -> int:
         return -1
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
-    if math.isnan(timeout):
+    if isinstance(timeout, float) and math.isnan(timeout):
         raise ValueError("timeout must not be NaN")
     if timeout < 0:
         raise ValueError(f"timeout must be >= 0 seconds, not {timeout}")
-    if timeout * 1e9 >= _FOREVER_NS:
+    if timeout >= _FOREVER_S:  # also an int too large for a float
         return -1
     return int(lib.sysvmq_monotonic_ns() + timeout * 1e9)
 
@@ -125,7 +135,7 @@ def send_options(flags: Any, block: bool, timeout: Any) -> Tuple[int, int]:
 
 
 def receive_options(mtype: int, flags: Any, block: bool, timeout: Any, truncate: bool, exclude: bool) -> Tuple[int, int]:
-    """(msgrcv flags, deadline) for a receive call's arguments."""
+    """(msgrcv flags, deadline) for a receive call's arguments; `mtype` already checked."""
     flags = _check_flags(flags, _RECEIVE_FLAG_BITS, "msgrcv")
     if truncate:
         flags |= lib.MSG_NOERROR
@@ -152,8 +162,9 @@ def _bad_type(mtype: Any, check: Callable[[Any], int]) -> Exception:
 
 
 def _as_bytes(message: Any) -> bytes:
+    """`message` as exact bytes, copied from its buffer (never trusting its len())."""
     if isinstance(message, str):
-        return message.encode("utf-8")
+        return str.encode(message, "utf-8")
     try:
         return memoryview(message).tobytes()
     except TypeError:
@@ -167,10 +178,12 @@ def _batch_buffer(outcap: int, slots: int) -> Tuple[Any, int, int, Any, Any, Any
 
 
 def payload(message: Any) -> Any:
-    """`message` as something a `const char *` parameter takes: bytes, or a cdata view."""
+    """`message` as something a `const char *` parameter takes, whose len() is the length
+    of the memory C reads: exact bytes, or a cdata view of the object's buffer (a
+    subclass of bytes or str may lie in its __len__, __class__ or encode())."""
     if isinstance(message, str):
-        return message.encode("utf-8")
-    if isinstance(message, bytes):
+        return str.encode(message, "utf-8")
+    if _type(message) is bytes:
         return message
     try:
         return ffi.from_buffer(message)
@@ -190,7 +203,7 @@ class MessageQueue:
     kernel's msgmax). One handle may be shared by any number of threads.
     """
 
-    __slots__ = ("_h", "_key", "_id", "_max_size", "_buffers", "_batches", "_stash", "__weakref__")
+    __slots__ = ("_h", "_key", "_id", "_max_size", "_buffers", "_batches", "__weakref__")
 
     _h: Any
     _key: int
@@ -198,7 +211,6 @@ class MessageQueue:
     _max_size: int
     _buffers: List[Tuple[Any, Any, Any, Any]]  # free receive buffers; a call takes one, so threads never share
     _batches: List[Tuple[Any, int, int, Any, Any, Any]]  # free receive_many buffers
-    _stash: List[Message]  # taken off the queue by a cancelled async receive, not yet delivered
 
     def __init__(
         self,
@@ -224,54 +236,82 @@ class MessageQueue:
             if not flags & lib.IPC_CREAT:
                 raise ValueError("exclusive=True needs create=True (or IPC_CREAT in flags)")
             flags |= lib.IPC_EXCL
-        if (flags & lib.IPC_CREAT or signed_key == lib.IPC_PRIVATE) and not flags & 0o777:
+        if (flags & lib.IPC_CREAT or signed_key == lib.IPC_PRIVATE) and mode is None and not flags & 0o777:
             flags |= 0o600
-        msqid = lib.sysvmq_get(signed_key, flags)
+        wakeup.configure_from_environment()
+        what = "create a private queue" if signed_key == lib.IPC_PRIVATE else f"open queue key={signed_key & KEY_MASK:#010x}"
+        if mode is not None and flags & lib.IPC_CREAT and not exclusive and signed_key != lib.IPC_PRIVATE:
+            msqid = self._create_or_open_as_asked(signed_key, flags, mode, what)
+        else:
+            msqid = lib.sysvmq_get(signed_key, flags)
         if msqid < 0:
-            what = "create a private queue" if signed_key == lib.IPC_PRIVATE else f"open queue key={signed_key & KEY_MASK:#010x}"
             raise error_for(-msqid, what)
-        self._setup(signed_key & KEY_MASK, msqid, size)
+        self._setup(signed_key, True, msqid, size)
+
+    @staticmethod
+    def _create_or_open_as_asked(signed_key: int, flags: int, mode: int, what: str) -> int:
+        """msgget for create=True with a mode: the msqid, or -errno.
+
+        IPC_CREAT alone would open a queue someone else made first with other
+        permissions, silently: a queue more open than `mode`, or, when `mode` shares
+        with no one, a queue of another user, is refused.
+        """
+        msqid = lib.sysvmq_get(signed_key, flags | lib.IPC_EXCL)
+        if msqid != -errno.EEXIST:
+            return msqid
+        msqid = lib.sysvmq_get(signed_key, flags & ~lib.IPC_CREAT)
+        if msqid < 0:
+            return msqid
+        ds = ffi.new("struct msqid_ds *")
+        if lib.sysvmq_stat(msqid, ds) < 0:
+            return msqid  # no read permission: nothing to compare, and nothing to read either
+        owner, existing = ds.msg_perm.uid, ds.msg_perm.mode & 0o777
+        if existing & ~mode or (owner != os.geteuid() and not mode & 0o077):
+            raise PermissionDeniedError(
+                errno.EPERM,
+                f"{what}: it exists already, owned by uid {owner} with mode {existing:#o}, which is not "
+                f"what mode={mode:#o} asks (another user may have made it first); pass exclusive=True "
+                "to insist on a new queue, or leave out mode to accept the existing one as it is",
+            )
+        return msqid
 
     @classmethod
     def from_id(cls, id: int, max_size: Optional[int] = None) -> "MessageQueue":
         """Attach to an existing queue by its msqid (the id ``ipcs -q`` prints)."""
         msqid = _check_int("id", id, 0, _INT_MAX)
         size = cls._check_max_size(max_size)
+        wakeup.configure_from_environment()
         ds = ffi.new("struct msqid_ds *")
         r = lib.sysvmq_stat(msqid, ds)
         if r == -errno.EACCES:
             # No read permission: the key is still listed by MSG_STAT_ANY.
-            key = next((q.key for q in queues() if q.id == msqid), 0)
+            found = [q.key for q in queues() if q.id == msqid]
+            key, known = (found[0], True) if found else (0, False)
         elif r < 0:
             raise error_for(-r, f"attach to queue id={msqid}", "no queue has this id" if -r == errno.EINVAL else None)
         else:
-            key = lib.sysvmq_perm_key(ds) & KEY_MASK
+            key, known = lib.sysvmq_perm_key(ds), True
         mq = cls.__new__(cls)
-        mq._setup(key, msqid, size)
+        mq._setup(_check_key(key & KEY_MASK), known, msqid, size)
         return mq
 
     @staticmethod
     def _check_max_size(max_size: Optional[int]) -> int:
         if max_size is None:
             return msgmax()
-        if not _is_int(max_size):
-            raise TypeError(f"max_size must be an int or None, not {type(max_size).__name__}")
-        if max_size < 0:
-            raise ValueError(f"max_size must be >= 0 bytes, not {max_size}")
-        if max_size > _INT_MAX:
-            raise OverflowError(f"max_size must be <= {_INT_MAX} bytes, not {max_size}")
-        return int(max_size)
+        return _check_int("max_size", max_size, 0, _INT_MAX, -_SSIZE_LIMIT, _SSIZE_LIMIT - 1)
 
-    def _setup(self, key: int, msqid: int, max_size: int) -> None:
+    def _setup(self, signed_key: int, key_known: bool, msqid: int, max_size: int) -> None:
         self._h = ffi.new("sysvmq_handle *")
         self._h.id = msqid
-        self._key = key
+        self._h.key = signed_key
+        self._h.key_known = key_known
+        self._key = signed_key & KEY_MASK
         self._id = msqid
         self._max_size = max_size
         self._h.max_size = max_size
         self._buffers = []
         self._batches = []
-        self._stash = []
 
     # ---- attributes ----
 
@@ -314,14 +354,15 @@ class MessageQueue:
         :class:`QueueFullError`) or until `timeout` seconds pass
         (:class:`QueueTimeoutError`).
         """
-        data = message if message.__class__ is bytes else payload(message)
-        if flags or not block or timeout is not None:
+        data = message if _type(message) is bytes else payload(message)
+        if flags or not block or timeout is not None or type.__class__ is not int:
+            mtype = _check_send_type(type)
             flags, deadline = send_options(flags, block, timeout)
-            self._send_data(data, type, flags, deadline, timeout, _NULL)
+            self._send_data(data, mtype, flags, deadline, timeout, _NULL)
             return
         try:
             r = _put(self._h, type, data, len(data))
-        except (TypeError, OverflowError):
+        except OverflowError:
             raise _bad_type(type, _check_send_type) from None
         if r:
             self._send_data(data, type, 0, -1, None, _NULL, r)
@@ -336,10 +377,7 @@ class MessageQueue:
         while r:
             if r != _EINTR:
                 raise self._send_error(-r, size, timeout, mtype)
-            try:
-                r = _send(h, mtype, data, size, flags, deadline, token)
-            except (TypeError, OverflowError):
-                raise _bad_type(mtype, _check_send_type) from None
+            r = _send(h, mtype, data, size, flags, deadline, token)
 
     def _send_error(self, err: int, size: int, timeout: Optional[float], mtype: int) -> Exception:
         what = f"send to {self._describe()}"
@@ -369,8 +407,6 @@ class MessageQueue:
             return error_for(err, what, "the queue is full (block=False)")
         if err == errno.ENOMSG:
             return error_for(err, what, "no message of the requested type is waiting (block=False)")
-        if err == errno.EBUSY:
-            return error_for(err, what, "the wake-up signal was taken over by another handler; choose another with sysvmq.set_wakeup_signal()")
         return error_for(err, what)
 
     def send_many(self, messages: Iterable[Payload], type: int = 1, *, block: bool = True, timeout: Optional[float] = None) -> int:
@@ -380,7 +416,8 @@ class MessageQueue:
         and is raised with ``.sent``: how many went before it. `timeout` bounds the
         whole batch.
         """
-        parts = [m if m.__class__ is bytes else _as_bytes(m) for m in messages]
+        mtype = _check_send_type(type)
+        parts = [m if _type(m) is bytes else _as_bytes(m) for m in messages]
         if not parts:
             return 0
         flags, deadline = send_options(0, block, timeout)
@@ -389,14 +426,11 @@ class MessageQueue:
         sent = ffi.new("size_t *")
         h = self._h
         while True:
-            try:
-                r = lib.sysvmq_send_many(h, type, data, lens, len(parts), flags, deadline, _NULL, sent)
-            except (TypeError, OverflowError):
-                raise _bad_type(type, _check_send_type) from None
+            r = lib.sysvmq_send_many(h, mtype, data, lens, len(parts), flags, deadline, _NULL, sent)
             if r == 0:
                 return len(parts)
             if r != _EINTR:
-                error = self._send_error(-r, len(parts[sent[0]]), timeout, type)
+                error = self._send_error(-r, len(parts[sent[0]]), timeout, mtype)
                 error.sent = int(sent[0])  # type: ignore[attr-defined]
                 raise error
 
@@ -435,56 +469,26 @@ class MessageQueue:
         while n < 0:
             if n != _EINTR:
                 raise self._receive_error(-n, timeout, mtype)
-            try:
-                n = _receive(h, text, cap, mtype, flags, deadline, token, dest)
-            except (TypeError, OverflowError):
-                raise _bad_type(mtype, _check_receive_type) from None
+            n = _receive(h, text, cap, mtype, flags, deadline, token, dest)
         return n
 
-    def _take_message(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int, token: Any = _NULL) -> Tuple[int, int, bytes]:
+    def _take_message(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int) -> Tuple[int, int, bytes]:
         """One message with checked options: (length, type, payload or b"" when copied into `dest`)."""
-        if self._stash:
-            stashed = self._from_stash(mtype, flags, dest, cap)
-            if stashed is not None:
-                return stashed
         buffers = self._buffers
         try:
             entry = buffers.pop()
         except IndexError:
             entry = self._buffer()
-        n = self._take_loop(mtype, flags, deadline, timeout, dest, cap, token, entry)
+        n = self._take_loop(mtype, flags, deadline, timeout, dest, cap, _NULL, entry)
         taken = n, entry[1][0], b"" if dest is not _NULL else _unpack(entry[0], n)
         buffers.append(entry)
         return taken
 
-    def _from_stash(self, mtype: int, flags: int, dest: Any, cap: int) -> Optional[Tuple[int, int, bytes]]:
-        """The stashed message this receive would have got from the kernel, if any."""
-        stash = list(self._stash)  # a snapshot: other threads may take from the stash too
-        if mtype == 0:
-            candidates = stash
-        elif mtype > 0 and flags & _MSG_EXCEPT:
-            candidates = [m for m in stash if m.type != mtype]
-        elif mtype > 0:
-            candidates = [m for m in stash if m.type == mtype]
-        else:
-            eligible = [m for m in stash if m.type <= -mtype]
-            lowest = min((m.type for m in eligible), default=0)
-            candidates = [m for m in eligible if m.type == lowest]
-        for message in candidates:
-            data = message.data
-            if len(data) > cap:
-                if not flags & lib.MSG_NOERROR:
-                    raise self._receive_error(errno.E2BIG, None, mtype)
-                data = data[:cap]
-            try:
-                self._stash.remove(message)  # equal messages are interchangeable
-            except ValueError:
-                continue
-            if dest is not _NULL:
-                ffi.memmove(dest, data, len(data))
-                return len(data), message.type, b""
-            return len(data), message.type, data
-        return None
+    def _receive_checked(self, type: Any, flags: Any, block: bool, timeout: Any, truncate: bool, exclude: bool) -> Tuple[int, int, bytes]:
+        """receive() with every argument checked: (length, type, payload)."""
+        mtype = _check_receive_type(type)
+        flags, deadline = receive_options(mtype, flags, block, timeout, truncate, exclude)
+        return self._take_message(mtype, flags, deadline, timeout, _NULL, self._max_size)
 
     def receive(self, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> bytes:
         """The payload of the next message selected by `type`.
@@ -494,14 +498,12 @@ class MessageQueue:
         <= abs(type). ``truncate=True`` cuts a message longer than max_size
         instead of raising :class:`MessageTooLargeError`.
         """
-        if flags or not block or truncate or exclude or self._stash:
-            flags, deadline = receive_options(type, flags, block, timeout, truncate, exclude)
-            return self._take_message(type, flags, deadline, timeout, _NULL, self._max_size)[2]
+        if (flags or not block or truncate or exclude or type.__class__ is not int
+                or timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int):
+            return self._receive_checked(type, flags, block, timeout, truncate, exclude)[2]
         # The common case, kept to the bone (receive_message mirrors it). A buffer goes
         # back on the free list only after its payload is copied out; if anything
         # raises in between, the buffer is simply dropped.
-        if timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int:
-            deadline_ns(timeout)  # raises the right error for any other kind of timeout
         buffers = self._buffers
         try:
             entry = buffers.pop()
@@ -513,8 +515,9 @@ class MessageQueue:
                 n = _take(self._h, text, type)
             else:
                 n = _take_within(self._h, text, type, timeout, entry[2])
-        except (TypeError, OverflowError):
-            raise _bad_type(type, _check_receive_type) from None
+        except OverflowError:  # a type or timeout C cannot hold: the checked path explains it
+            buffers.append(entry)
+            return self._receive_checked(type, 0, True, timeout, False, False)[2]
         if n < 0:
             n = self._retry_take(n, type, timeout, entry)
         data: bytes = _unpack(text, n)
@@ -523,12 +526,10 @@ class MessageQueue:
 
     def receive_message(self, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Message:
         """Like :meth:`receive`, but a :class:`Message` with the type as well."""
-        if flags or not block or truncate or exclude or self._stash:
-            flags, deadline = receive_options(type, flags, block, timeout, truncate, exclude)
-            _, mtype, data = self._take_message(type, flags, deadline, timeout, _NULL, self._max_size)
+        if (flags or not block or truncate or exclude or type.__class__ is not int
+                or timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int):
+            _, mtype, data = self._receive_checked(type, flags, block, timeout, truncate, exclude)
             return _new_message((mtype, data))
-        if timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int:
-            deadline_ns(timeout)  # raises the right error for any other kind of timeout
         buffers = self._buffers
         try:
             entry = buffers.pop()
@@ -540,8 +541,10 @@ class MessageQueue:
                 n = _take(self._h, text, type)
             else:
                 n = _take_within(self._h, text, type, timeout, entry[2])
-        except (TypeError, OverflowError):
-            raise _bad_type(type, _check_receive_type) from None
+        except OverflowError:  # a type or timeout C cannot hold: the checked path explains it
+            buffers.append(entry)
+            _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
+            return _new_message((mtype, data))
         if n < 0:
             n = self._retry_take(n, type, timeout, entry)
         message = _new_message((entry[1][0], _unpack(text, n)))
@@ -560,9 +563,10 @@ class MessageQueue:
         except (TypeError, BufferError, ValueError):
             # Checked before the call: the kernel would drop a message it cannot write (EFAULT).
             raise TypeError(f"buffer must be a writable, contiguous buffer, not {type_name(buffer)}") from None
-        flags, deadline = receive_options(type, flags, block, timeout, truncate, exclude)
-        n, mtype, _ = self._take_message(type, flags, deadline, timeout, dest, min(len(dest), self._max_size))
-        return n, mtype
+        mtype = _check_receive_type(type)
+        flags, deadline = receive_options(mtype, flags, block, timeout, truncate, exclude)
+        n, got, _ = self._take_message(mtype, flags, deadline, timeout, dest, min(len(dest), self._max_size))
+        return n, got
 
     def receive_many(self, max_count: int, type: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> List[bytes]:
         """Up to `max_count` payloads in one call into C.
@@ -571,12 +575,9 @@ class MessageQueue:
         what is already waiting. Never loses a message: one that stops the batch
         (too large, queue removed ...) stays queued and the next call reports it.
         """
-        max_count = _check_int("max_count", max_count, 1, _INT_MAX)
-        flags, deadline = receive_options(type, 0, block, timeout, truncate, exclude)
-        if self._stash:
-            stashed = self._from_stash(type, flags, _NULL, self._max_size)
-            if stashed is not None:
-                return [stashed[2]]
+        max_count = _check_int("max_count", max_count, 1, _SSIZE_LIMIT - 1, -_SSIZE_LIMIT, _SSIZE_LIMIT - 1)
+        mtype = _check_receive_type(type)
+        flags, deadline = receive_options(mtype, 0, block, timeout, truncate, exclude)
         cap = self._max_size
         outcap = max(BATCH_BYTES, _HEADER + cap)
         slots = min(max_count, outcap // _HEADER)
@@ -590,14 +591,11 @@ class MessageQueue:
         out, _, _, offsets, lens, types = entry
         h = self._h
         while True:
-            try:
-                n = lib.sysvmq_receive_many(h, out, outcap, cap, type, flags, deadline, _NULL, slots, offsets, lens, types)
-            except (TypeError, OverflowError):
-                raise _bad_type(type, _check_receive_type) from None
+            n = lib.sysvmq_receive_many(h, out, outcap, cap, mtype, flags, deadline, _NULL, slots, offsets, lens, types)
             if n >= 0:
                 break
             if n != _EINTR:
-                raise self._receive_error(-n, timeout, type)
+                raise self._receive_error(-n, timeout, mtype)
         view = ffi.buffer(out, outcap)
         messages = [view[o : o + size] for o, size in zip(ffi.unpack(offsets, n), ffi.unpack(lens, n))]
         batches.append(entry)
@@ -608,7 +606,7 @@ class MessageQueue:
 
         Linux MSG_COPY: needs a kernel built with CONFIG_CHECKPOINT_RESTORE.
         """
-        index = _check_int("index", index, 0, LONG_MAX)
+        index = _check_int("index", index, 0, LONG_MAX, LONG_MIN, LONG_MAX)
         what = f"peek at message {index} of {self._describe()}"
         if not _MSG_COPY:
             raise error_for(errno.ENOSYS, what, "this platform has no MSG_COPY")
@@ -632,16 +630,54 @@ class MessageQueue:
     # ---- asyncio ----
 
     async def send_async(self, message: Payload, type: int = 1, *, timeout: Optional[float] = None) -> None:
-        """:meth:`send` for asyncio: waits for room without blocking the event loop."""
-        await aio.send(self, message, type, timeout)
+        """:meth:`send` for asyncio: waits for room without blocking the event loop.
+
+        A call that has to wait sends from a worker thread. Cancelled while it
+        waits, it sends nothing; one that got room just before the cancellation
+        reached it has sent its message and raises CancelledError all the same. A
+        ``timeout`` that expires (:class:`QueueTimeoutError`) always means not sent.
+        """
+        data = payload(message)
+        mtype = _check_send_type(type)
+        flags, deadline = send_options(0, True, timeout)
+        try:
+            self._send_data(data, mtype, flags | lib.IPC_NOWAIT, -1, None, _NULL)
+            return
+        except QueueFullError:
+            pass
+        await aio.in_thread(lambda token: self._send_data(data, mtype, flags, deadline, timeout, token))
 
     async def receive_async(self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> bytes:
         """:meth:`receive` for asyncio. Cancelling it never loses a message (see sysvmq.aio)."""
-        return (await aio.receive_message(self, type, timeout, truncate, exclude)).data
+        return (await self.receive_message_async(type, timeout=timeout, truncate=truncate, exclude=exclude)).data
 
     async def receive_message_async(self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Message:
-        """:meth:`receive_message` for asyncio. Cancelling it never loses a message."""
-        return await aio.receive_message(self, type, timeout, truncate, exclude)
+        """:meth:`receive_message` for asyncio. Cancelling it never loses a message.
+
+        A worker thread only waits until a matching message is there, taking none;
+        the message is taken here, in the event loop's thread, by the coroutine
+        that returns it.
+        """
+        mtype = _check_receive_type(type)
+        flags, deadline = receive_options(mtype, 0, True, timeout, truncate, exclude)
+        nowait = flags | lib.IPC_NOWAIT
+        while True:
+            try:
+                _, got, data = self._take_message(mtype, nowait, -1, None, _NULL, self._max_size)
+                return _new_message((got, data))
+            except QueueEmptyError:
+                pass  # nothing there yet, or another receiver was first
+            await aio.in_thread(lambda token: self._await_message(mtype, flags, deadline, timeout, token))
+
+    def _await_message(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], token: Any) -> None:
+        """Block until a message `mtype` selects is waiting, taking none (PEP 475 retries)."""
+        h = self._h
+        while True:
+            r = lib.sysvmq_await(h, mtype, flags, deadline, token)
+            if r == 0:
+                return
+            if r != _EINTR:
+                raise self._receive_error(-r, timeout, mtype)
 
     # ---- control ----
 
@@ -656,18 +692,20 @@ class MessageQueue:
         r = lib.sysvmq_stat(self._id, ds)
         if r < 0:
             raise error_for(-r, f"stat {self._describe()}", "reading a queue's stats needs read permission" if -r == errno.EACCES else None)
+        if self._h.key_known and lib.sysvmq_perm_key(ds) != self._h.key:
+            raise error_for(errno.EIDRM, f"stat {self._describe()}", "the queue was removed, and its id now names another queue")
         return stats_from(ds, self._id)
 
     def set(self, *, mode: Optional[int] = None, uid: Optional[int] = None, gid: Optional[int] = None, max_bytes: Optional[int] = None) -> None:
         """Change the queue's permission bits, owner or capacity (IPC_SET)."""
         values = [
             -1 if mode is None else _check_int("mode", mode, 0, 0o777),
-            -1 if uid is None else _check_int("uid", uid, 0, 0xFFFFFFFE),
-            -1 if gid is None else _check_int("gid", gid, 0, 0xFFFFFFFE),
-            -1 if max_bytes is None else _check_int("max_bytes", max_bytes, 1, (1 << 63) - 1),
+            -1 if uid is None else _check_int("uid", uid, 0, _UINT32_MAX - 1, _INT_MIN, _UINT32_MAX),
+            -1 if gid is None else _check_int("gid", gid, 0, _UINT32_MAX - 1, _INT_MIN, _UINT32_MAX),
+            # The kernel keeps the capacity in an int: 2**32 would wrap to 0.
+            -1 if max_bytes is None else _check_int("max_bytes", max_bytes, 1, _INT_MAX),
         ]
         self._check_open("set")
-        self._h.capacity = 0  # read the capacity afresh at the next full queue
         r = lib.sysvmq_set(self._id, *values)
         if r < 0:
             hint = None
@@ -693,11 +731,23 @@ class MessageQueue:
         """
         r = lib.sysvmq_close(self._h)
         if r < 0:
-            raise self._error(-r, f"close {self._describe()}")
+            raise error_for(
+                -r,
+                f"close {self._describe()}",
+                "the handle is closed, but threads still blocked on it cannot be woken: the "
+                "application took sysvmq's wake-up signal and blocks every other free signal in "
+                "those threads; they return when a message arrives (see sysvmq.set_wakeup_signal)",
+            )
 
     def __enter__(self: _T) -> _T:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except SysVMQError:
+            pass  # the body's exception is the one the caller needs to see
 

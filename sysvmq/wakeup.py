@@ -2,14 +2,28 @@
 
 The kernel has no timed msgrcv and no file descriptor to wait on, so a call
 that must stop waiting (its timeout expired, its handle was closed, its async
-task was cancelled) is interrupted by a signal sent to its own thread. sysvmq
-takes one real-time signal whose disposition is the default, installs an empty
-handler for it (the highest free one, SIGRTMAX first), and checks each time it
-arms a wake-up that nobody else has taken it over since.
+task was cancelled) is interrupted by a signal sent to its own thread, by the
+helper thread (deadlines) or by the thread that calls ``close()`` or cancels.
 
-Choose another signal with the environment variable ``SYSVMQ_WAKEUP_SIGNAL``
-(a number, ``SIGRTMIN+N``, ``SIGRTMAX-N``, ``SIGUSR1`` or ``SIGUSR2``) read at
-import, or with :func:`set_wakeup_signal`.
+sysvmq takes SIGURG (then SIGWINCH, then the real-time signals from SIGRTMAX
+down): the first whose disposition is the default and that the calling thread
+does not block, since a blocked signal may be one the application takes with
+``sigwait`` or ``signalfd``. SIGURG and SIGWINCH are ignored by default, so a
+wake-up that meets a disposition the application reset to ``SIG_DFL`` is
+dropped instead of killing the process. An empty handler is installed on it.
+
+The application keeps its signals. Before every signal it sends, sysvmq checks
+that the handler is still its own: one reset to ``SIG_DFL`` is claimed again,
+one the application took over (its own handler, or ``SIG_IGN``) is left alone
+and the waiting thread is woken with another free signal that it does not
+block. A waiting thread unblocks the signal only while it sleeps in the kernel,
+whatever mask the application gave it. A call that no signal can reach (every
+candidate taken, or no helper thread could start) waits by polling instead.
+
+Choose the signal with the environment variable ``SYSVMQ_WAKEUP_SIGNAL`` (a
+number, ``SIGRTMIN+N``, ``SIGRTMAX-N``, ``SIGURG``, ``SIGWINCH``, ``SIGUSR1`` or
+``SIGUSR2``), read when the first queue handle is opened, or with
+:func:`set_wakeup_signal`.
 """
 
 import errno
@@ -21,31 +35,33 @@ from typing import Union
 from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import SysVMQError
 
-__all__ = ["wakeup_signal", "set_wakeup_signal", "use_helper_thread", "signal_from_name"]
+__all__ = ["wakeup_signal", "set_wakeup_signal", "signal_from_name"]
 
 ENV_SIGNAL = "SYSVMQ_WAKEUP_SIGNAL"
-ENV_TIMER = "SYSVMQ_TIMER"
+
+_configured = False
 
 
 def _claim(signum: int) -> int:
     r = lib.sysvmq_set_wakeup_signal(signum)
     if r == -errno.EBUSY:
-        what = f"signal {signum}" if signum else "every real-time signal"
+        what = f"signal {signum}" if signum else "every signal sysvmq may choose (SIGURG, SIGWINCH, SIGRTMIN..SIGRTMAX)"
         raise SysVMQError(
             errno.EBUSY,
-            f"{what} already has a handler; choose a free one with "
+            f"{what} already has a handler or is ignored; choose a free one with "
             f"sysvmq.set_wakeup_signal() or {ENV_SIGNAL}",
         )
     if r < 0:
         raise ValueError(
-            f"signal {signum} cannot be the wake-up signal: use a real-time signal "
-            "(SIGRTMIN..SIGRTMAX) or SIGUSR1/SIGUSR2"
+            f"signal {signum} cannot be the wake-up signal: use SIGURG, SIGWINCH, SIGUSR1, "
+            "SIGUSR2 or a real-time signal (SIGRTMIN..SIGRTMAX)"
         )
     return r
 
 
 def wakeup_signal() -> int:
     """The signal number sysvmq wakes blocked calls with, choosing it if none is yet."""
+    configure_from_environment()
     return lib.sysvmq_wakeup_signal() or _claim(0)
 
 
@@ -53,33 +69,23 @@ def set_wakeup_signal(signum: Union[int, str]) -> int:
     """Wake blocked calls with `signum` (a number or a name such as ``"SIGRTMIN+2"``).
 
     The signal must have its default disposition (or already be sysvmq's). Returns
-    the number. Calls already blocked keep the signal they armed with.
+    the number. Calls already blocked keep the signal they wait with.
     """
+    global _configured
     number = signal_from_name(signum) if isinstance(signum, str) else signum
     if isinstance(number, bool) or not isinstance(number, int):
         raise TypeError(f"signum must be an int or a signal name, not {type(signum).__name__}")
     if number <= 0:
         raise ValueError(f"signal {number} is no signal")
-    return _claim(number)
-
-
-def use_helper_thread(on: bool) -> bool:
-    """Wake timed calls from one helper thread instead of per-call POSIX timers.
-
-    The helper thread is what platforms without thread-directed timers (macOS)
-    always use; ``SYSVMQ_TIMER=thread`` selects it at import. Returns the previous
-    setting.
-    """
-    r = lib.sysvmq_use_helper_thread(1 if on else 0)
-    if r < 0:
-        raise SysVMQError(-r, "this platform has no thread-directed timers; the helper thread is the only way")
-    return bool(r)
+    chosen = _claim(number)
+    _configured = True  # an explicit choice outranks the environment
+    return chosen
 
 
 def signal_from_name(name: str) -> int:
-    """Parse ``"40"``, ``"SIGRTMIN+3"``, ``"SIGRTMAX-1"`` or ``"SIGUSR2"``."""
+    """Parse ``"40"``, ``"SIGRTMIN+3"``, ``"SIGRTMAX-1"``, ``"SIGURG"`` or ``"USR2"``."""
     text = name.strip().upper()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     match = re.fullmatch(r"(?:SIG)?RT(MIN|MAX)(?:([+-])(\d+))?", text)
     if match and hasattr(signal, "SIGRTMIN"):
@@ -93,12 +99,17 @@ def signal_from_name(name: str) -> int:
 
 
 def configure_from_environment() -> None:
-    """Apply ``SYSVMQ_WAKEUP_SIGNAL`` and ``SYSVMQ_TIMER`` (run once at import)."""
+    """Apply ``SYSVMQ_WAKEUP_SIGNAL``, once: at the first handle opened, not at import,
+    so a bad setting is a one-line error where sysvmq is used (ValueError, SysVMQError)."""
+    global _configured
+    if _configured:
+        return
     chosen = os.environ.get(ENV_SIGNAL)
     if chosen:
-        set_wakeup_signal(chosen)
-    timer = os.environ.get(ENV_TIMER)
-    if timer:
-        if timer not in ("thread", "timer"):
-            raise ValueError(f"{ENV_TIMER} must be 'thread' or 'timer', not {timer!r}")
-        use_helper_thread(timer == "thread")
+        try:
+            set_wakeup_signal(chosen)
+        except SysVMQError as e:
+            raise SysVMQError(e.errno or errno.EBUSY, f"{ENV_SIGNAL}={chosen!r}: {e.detail}") from None
+        except ValueError as e:
+            raise ValueError(f"{ENV_SIGNAL}={chosen!r}: {e}") from None
+    _configured = True

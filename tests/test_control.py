@@ -55,10 +55,15 @@ def _has_cap_sys_resource() -> bool:
 @pytest.mark.parametrize(
     "kwargs, error",
     [
-        ({"mode": 0o1000}, OverflowError),
-        ({"mode": -1}, OverflowError),
-        ({"uid": -1}, OverflowError),
-        ({"max_bytes": 0}, OverflowError),
+        ({"mode": 0o1000}, ValueError),
+        ({"mode": -1}, ValueError),
+        ({"uid": -1}, ValueError),
+        ({"uid": 2**32}, OverflowError),
+        ({"max_bytes": 0}, ValueError),
+        # The kernel keeps the capacity in an int: 2**32 would become 0, 2**32 + 100 would be 100.
+        ({"max_bytes": 2**31}, OverflowError),
+        ({"max_bytes": 2**32}, OverflowError),
+        ({"max_bytes": 2**32 + 100}, OverflowError),
         ({"max_bytes": 1.5}, TypeError),
         ({"gid": "0"}, TypeError),
     ],

@@ -267,7 +267,7 @@ def test_edges_of_every_range(mq, limits):
         (lambda: sysvmq.MessageQueue(2**32), OverflowError),
         (lambda: sysvmq.MessageQueue(-(2**31) - 1), OverflowError),
         (lambda: mq.send(b"x" * (limits.msgmax + 1)), sysvmq.MessageTooLargeError),
-        (lambda: mq.receive_many(2**31), OverflowError),
+        (lambda: mq.receive_many(2**64), OverflowError),
         (lambda: mq.peek(LONG_MAX + 1), OverflowError),
     ]
     for call, error in cases:

@@ -1,15 +1,19 @@
 """The ``sysvmq`` command: inspect, feed and drain System V message queues."""
 
 import argparse
+import errno
 import json
 import os
 import pwd
+import re
+import select
+import stat
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from sysvmq.errors import QueueEmptyError, QueueTimeoutError, SysVMQError
-from sysvmq.queue import MessageQueue
+from sysvmq.queue import Message, MessageQueue
 from sysvmq.stats import QueueStats, limits, queues
 
 EXAMPLES = {
@@ -24,19 +28,44 @@ EXAMPLES = {
 }
 
 
+_DECIMAL = re.compile(r"-?[0-9]+\Z")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+\Z")
+_OCTAL = re.compile(r"(0[oO])?[0-7]+\Z")
+
+
+def _number(text: str, what: str, negative: bool = False) -> int:
+    """Decimal or 0x-hex, ASCII digits only: no spaces, no underscores, no sign unless `negative`."""
+    if _HEX.match(text):
+        return int(text, 16)
+    if _DECIMAL.match(text) and (negative or not text.startswith("-")):
+        return int(text, 10)
+    raise argparse.ArgumentTypeError(f"not {what}: {text!r} (use decimal or 0x-hex digits)")
+
+
 def parse_key(text: str) -> int:
     """A key as decimal or 0x-hex."""
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a key: {text!r} (use decimal or 0x-hex)") from None
+    return _number(text, "a key")
+
+
+def parse_id(text: str) -> int:
+    return _number(text, "a queue id")
+
+
+def parse_type(text: str) -> int:
+    return _number(text, "a message type", negative=True)
+
+
+def parse_count(text: str) -> int:
+    count = _number(text, "a count")
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"the count must be at least 1, not {count}")
+    return count
 
 
 def parse_mode(text: str) -> int:
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    if not _OCTAL.match(text):
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}")
+    return int(text[2:] if text[1:2] in "oO" and len(text) > 1 else text, 8)
 
 
 def _owner(uid: int) -> str:
@@ -62,15 +91,21 @@ def _table(rows: List[List[str]], out: Any) -> None:
         print("  ".join(cell.rjust(width) if i > 0 else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))).rstrip(), file=out)
 
 
-def _open(args: argparse.Namespace, create: bool = False) -> MessageQueue:
+def _open(args: argparse.Namespace, create: bool = False, exclusive: bool = False) -> MessageQueue:
+    mode = getattr(args, "mode", None)
+    if mode is not None and not create:
+        raise UsageError("--mode sets the permissions of a queue --create makes: add --create")
+    if exclusive and not create:
+        raise UsageError("--exclusive needs --create")
     if args.id is not None:
         if args.key is not None:
             raise UsageError("name the queue by KEY or by --id ID, not both")
+        if create:
+            raise UsageError("--create makes a queue by KEY; an --id names one that exists")
         return MessageQueue.from_id(args.id)
     if args.key is None:
         raise UsageError("name the queue by KEY or --id ID")
-    mode = getattr(args, "mode", None)
-    return MessageQueue(parse_key(args.key), create=create, mode=mode if create else None)
+    return MessageQueue(parse_key(args.key), create=create, exclusive=exclusive, mode=mode)
 
 
 class UsageError(Exception):
@@ -119,7 +154,7 @@ def cmd_stat(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     if args.id is not None and args.key is not None and args.message is None:
         args.message, args.key = args.key, None  # `send --id 3 hello`: the one positional is the message
-    mq = _open(args, create=args.create)
+    mq = _open(args, create=args.create, exclusive=args.exclusive)
     options: Dict[str, Any] = {"type": args.type, "block": not args.nowait, "timeout": args.timeout}
     if args.message is not None:
         messages: Sequence[bytes] = [os.fsencode(args.message)]
@@ -134,22 +169,83 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(message: bytes, mtype: int, args: argparse.Namespace) -> None:
-    out = sys.stdout.buffer
-    if args.show_type:
-        out.write(f"{mtype}\t".encode())
+# Control characters (C0, DEL, C1), backslash, and bytes that are not UTF-8 (decoded
+# as lone surrogates) are written as escapes: a sender cannot drive the operator's
+# terminal, and each message is one line.
+_ESCAPES: Dict[int, str] = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+_ESCAPES.update({ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+_ESCAPES.update({0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)})
+
+
+def escape(payload: bytes) -> str:
+    """`payload` as one line of printable text: UTF-8 as it is, the rest escaped."""
+    return payload.decode("utf-8", "surrogateescape").translate(_ESCAPES)
+
+
+def _record(message: Message, args: argparse.Namespace) -> bytes:
+    prefix = f"{message.type}\t".encode() if args.show_type else b""
     if args.raw:
-        out.write(message)
-    else:
+        return prefix + message.data
+    return prefix + escape(message.data).encode("utf-8") + b"\n"
+
+
+class OutputClosed(Exception):
+    """Standard output cannot be written: checked before any message is taken."""
+
+
+class Output:
+    """Standard output as a bare file descriptor: a record counts as delivered once it is
+    written, and, on a pipe, once the reader has read it (what sits unread in a pipe
+    whose reader exits is lost with it)."""
+
+    def __init__(self) -> None:
+        stream = sys.stdout
         try:
-            text = message.decode("utf-8")
-        except UnicodeDecodeError:
-            text = repr(message)[2:-1]  # escaped, so binary never garbles a terminal
-        out.write(text.encode("utf-8") + b"\n")
-    out.flush()
+            if stream is None:
+                raise OSError(errno.EBADF, "closed")
+            stream.flush()
+            self.fd = stream.fileno()
+            self.pipe = stat.S_ISFIFO(os.fstat(self.fd).st_mode)
+        except (OSError, ValueError, AttributeError) as e:
+            raise OutputClosed(f"standard output cannot be written ({e}); nothing was received") from None
+
+    def deliver(self, record: bytes) -> bool:
+        """Write `record`: True once delivered, False if the reader left without reading it.
+        Raises OSError (BrokenPipeError when the reader is gone) if it cannot be written."""
+        view = memoryview(record)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        return not self.pipe or self._read_by_reader()
+
+    def _read_by_reader(self) -> bool:
+        import fcntl
+        import termios
+
+        poller = select.poll()
+        poller.register(self.fd, 0)  # POLLERR: the read end was closed
+        pause = 0.00005
+        unread = bytearray(4)
+        while True:
+            fcntl.ioctl(self.fd, termios.FIONREAD, unread)
+            if not int.from_bytes(unread, sys.byteorder):
+                return True
+            if poller.poll(0):
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+
+
+def _put_back(mq: MessageQueue, message: Message) -> None:
+    """Return a message the command took but could not deliver: at the end of the queue."""
+    try:
+        mq.send(message.data, type=message.type, timeout=10)
+    except SysVMQError as e:
+        raise SysVMQError(e.errno or errno.EIO, f"a message of type {message.type} ({len(message.data)} bytes) "
+                          f"could not be written, nor put back: {e.detail}") from None
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
+    out = Output()
     mq = _open(args)
     count = None if args.follow else args.count
     received = 0
@@ -160,7 +256,15 @@ def cmd_receive(args: argparse.Namespace) -> int:
             if args.follow:  # --follow with --nowait or --timeout: drain, then stop
                 return 0
             raise
-        _write(message.data, message.type, args)
+        # The next message is taken only once this one is delivered or back in the queue.
+        try:
+            delivered = out.deliver(_record(message, args))
+        except BaseException:
+            _put_back(mq, message)
+            raise
+        if not delivered:
+            _put_back(mq, message)
+            return 0
         received += 1
     return 0
 
@@ -212,19 +316,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return benchmark.run(quick=not args.full)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParser]]:
+    """The command's parser, and the parser of each subcommand by name."""
     parser = argparse.ArgumentParser(prog="sysvmq", description="Inspect, feed and drain System V message queues.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    commands: Dict[str, argparse.ArgumentParser] = {}
 
     def command(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, epilog="example:\n  " + EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, command=name)
+        commands[name] = p
         return p
 
     def queue_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("key", nargs="?", help="the queue's key, decimal or 0x-hex")
-        p.add_argument("--id", type=int, help="name the queue by msqid instead of key")
+        p.add_argument("--id", type=parse_id, help="name the queue by msqid instead of key")
 
     p = command("ls", "list every queue this user may see", cmd_ls)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -236,29 +343,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("send", "send MESSAGE, or standard input, to a queue", cmd_send)
     queue_args(p)
     p.add_argument("message", nargs="?", help="the payload (default: standard input)")
-    p.add_argument("--type", type=int, default=1, help="message type, >= 1 (default 1)")
+    p.add_argument("--type", type=parse_type, default=1, help="message type, >= 1 (default 1)")
     p.add_argument("--lines", action="store_true", help="send each line of standard input as one message")
     p.add_argument("--nowait", action="store_true", help="fail instead of waiting when the queue is full")
     p.add_argument("--timeout", type=float, help="seconds to wait for room")
     p.add_argument("--create", action="store_true", help="create the queue if it does not exist")
-    p.add_argument("--mode", type=parse_mode, default=None, help="permissions of a created queue (default 0600)")
+    p.add_argument("--exclusive", action="store_true", help="with --create: fail if the queue exists already")
+    p.add_argument("--mode", type=parse_mode, default=None,
+                   help="with --create: permissions of the queue (default 0600); an existing queue more open than this is refused")
     p.add_argument("-v", "--verbose", action="store_true", help="report what was sent on stderr")
 
     p = command("receive", "receive messages and write their payloads to standard output", cmd_receive)
     queue_args(p)
-    p.add_argument("--type", type=int, default=0, help="0: any; N > 0: type N; N < 0: lowest type <= |N|")
+    p.add_argument("--type", type=parse_type, default=0, help="0: any; N > 0: type N; N < 0: lowest type <= |N|")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--count", type=int, default=1, help="how many messages (default 1)")
+    group.add_argument("--count", type=parse_count, default=1, help="how many messages (default 1)")
     group.add_argument("--follow", action="store_true", help="keep receiving until interrupted")
     p.add_argument("--nowait", action="store_true", help="fail instead of waiting when no message is there")
     p.add_argument("--timeout", type=float, help="seconds to wait for each message")
     p.add_argument("--show-type", action="store_true", help="prefix each payload with its type and a tab")
-    p.add_argument("--raw", action="store_true", help="write payloads as they are, with no newline")
+    p.add_argument("--raw", action="store_true",
+                   help="write payloads as they are, with no newline (default: one line each, control characters and non-UTF-8 bytes escaped)")
     p.add_argument("--truncate", action="store_true", help="cut messages longer than msgmax instead of failing")
 
     p = command("rm", "remove queues (IPC_RMID)", cmd_rm)
     p.add_argument("keys", nargs="*", type=parse_key, metavar="KEY", help="keys, decimal or 0x-hex")
-    p.add_argument("--id", dest="ids", type=int, nargs="+", metavar="ID", help="msqids")
+    p.add_argument("--id", dest="ids", type=parse_id, nargs="+", metavar="ID", help="msqids")
 
     p = command("limits", "show the kernel's queue limits and what is in use", cmd_limits)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -267,12 +377,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("bench", "a quick benchmark against sysv_ipc, multiprocessing and C (under 15 s)", cmd_bench)
     p.add_argument("--full", action="store_true", help="the full suite, as bench/throughput.py runs it (minutes)")
-    return parser
+    return parser, commands
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the command line; a subcommand's options may stand between its positionals
+    (`sysvmq send KEY --type 2 MESSAGE`)."""
+    parser, commands = build_parser()
+    first = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+    if first is None or argv[first] not in commands:
+        return parser.parse_args(argv)  # help, or the usage error
+    parser.parse_args(argv[: first + 1])  # the options before the subcommand
+    return commands[argv[first]].parse_intermixed_args(argv[first + 1 :])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else list(argv))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -281,8 +401,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"sysvmq {args.command}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
-        return 0
-    except (SysVMQError, ValueError, TypeError, OverflowError) as e:
+        return 0  # the reader stopped reading (`| head`): what it did not read is still queued
+    except (SysVMQError, OutputClosed, OSError, ValueError, TypeError, OverflowError) as e:
         print(f"sysvmq {args.command}: {e}", file=sys.stderr)
         return 1
 

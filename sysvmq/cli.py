@@ -172,7 +172,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 # Control characters (C0, DEL, C1), backslash, and bytes that are not UTF-8 (decoded
 # as lone surrogates) are written as escapes: a sender cannot drive the operator's
 # terminal, and each message is one line.
-_ESCAPES: Dict[int, str] = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+_ESCAPES: Dict[int, str] = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
+_ESCAPES.update({code: f"\\u{code:04x}" for code in range(0x80, 0xA0)})  # C1, apart from raw bytes
 _ESCAPES.update({ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
 _ESCAPES.update({0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)})
 

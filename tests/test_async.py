@@ -1,9 +1,11 @@
 """asyncio: the event loop never blocks, and cancellation never loses a message."""
 
 import asyncio
+import os
 import random
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -194,3 +196,152 @@ def test_thousands_of_cancellations_lose_and_duplicate_nothing(mq):
     assert numbers == list(range(total)), f"lost {sorted(set(range(total)) - set(numbers))[:10]}"
     assert cancellations >= CANCELLATIONS
     assert mq.stats().count == 0
+
+
+def test_a_message_that_reaches_a_cancelled_receive_stays_in_the_kernel(mq):
+    # The worker sees the message while the event loop is busy; then the call is cancelled.
+    # The message was never taken: stats() and peek() see it, and a closed handle has none.
+    handle = sysvmq.MessageQueue.from_id(mq.id)
+
+    async def main():
+        task = asyncio.ensure_future(handle.receive_async())
+        await asyncio.sleep(0.05)  # the worker waits in the kernel
+        mq.send(b"numbered 1")
+        time.sleep(0.1)  # blocks the loop: the worker has seen the message, the coroutine cannot run
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    handle.close()
+    assert mq.stats().count == 1
+    assert mq.peek() == sysvmq.Message(1, b"numbered 1")
+    with pytest.raises(sysvmq.QueueClosedError):
+        handle.receive(block=False)
+
+
+def test_short_lived_handles_with_timed_out_receives_lose_nothing(mq):
+    sent = 400
+    sender = threading.Thread(target=lambda: [mq.send(b"%d" % i) or time.sleep(0.0005) for i in range(sent)])
+
+    async def main():
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < sent and time.monotonic() < deadline:
+            with sysvmq.MessageQueue.from_id(mq.id) as handle:  # closed, and dropped, after every try
+                try:
+                    got.append(await asyncio.wait_for(handle.receive_async(), 0.001))
+                except asyncio.TimeoutError:
+                    pass
+        return got
+
+    sender.start()
+    try:
+        got = run(main())
+    finally:
+        sender.join(30)
+    assert sorted(int(x) for x in got) == list(range(sent))
+    assert mq.stats().count == 0
+
+
+def test_messages_for_receives_of_a_stopped_loop_survive_its_close(mq):
+    loop = asyncio.new_event_loop()
+    tasks = [loop.create_task(mq.receive_async()) for _ in range(8)]
+    loop.run_until_complete(asyncio.sleep(0.1))  # every receive waits in a worker
+    for i in range(8):
+        mq.send(b"%d" % i)
+    time.sleep(0.2)  # the workers see the messages while the loop is stopped
+    for task in tasks:
+        task.cancel()  # never run: the loop is closed next
+    loop.close()
+    assert mq.stats().count == 8
+    assert sorted(mq.receive_many(8)) == [b"%d" % i for i in range(8)]
+
+
+def test_after_a_cancelled_receive_a_fork_delivers_each_message_once(mq):
+    async def cancel_with_a_message_in_flight():
+        task = asyncio.ensure_future(mq.receive_async())
+        await asyncio.sleep(0.05)
+        mq.send(b"only once")
+        time.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(cancel_with_a_message_in_flight())
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 3
+        try:
+            code = 0 if mq.receive(block=False) == b"only once" else 2
+        except sysvmq.QueueEmptyError:
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    child_got = os.WEXITSTATUS(status) == 0
+    try:
+        parent_got = mq.receive(block=False) == b"only once"
+    except sysvmq.QueueEmptyError:
+        parent_got = False
+    assert child_got + parent_got == 1
+
+
+def test_a_zero_length_message_reaches_a_waiting_receive(mq):
+    async def main():
+        task = asyncio.ensure_future(mq.receive_message_async(4))
+        await asyncio.sleep(0.05)
+        mq.send(b"", type=4)
+        return await asyncio.wait_for(task, 5)
+
+    assert run(main()) == sysvmq.Message(4, b"")
+    assert mq.stats().count == 0
+
+
+def test_a_zero_length_message_seen_by_a_cancelled_receive_is_put_back_at_the_end(mq):
+    async def main():
+        task = asyncio.ensure_future(mq.receive_async(4))
+        await asyncio.sleep(0.05)
+        mq.send(b"", type=4)
+        time.sleep(0.1)  # the worker has taken it into its zero-byte buffer and put it back
+        mq.send(b"later", type=4)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    assert mq.receive_many(5, 4) in ([b"", b"later"], [b"later", b""])
+    assert mq.stats().count == 0
+
+
+NO_THREADS = """
+import asyncio, os, resource, sys, time
+import sysvmq
+os.setgid(65534)
+os.setuid(65534)
+mq = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
+try:
+    mq.set(max_bytes=4)
+    mq.send(b"full")
+    resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))  # this process only: no thread can start
+    outcomes = []
+    for call in (lambda: mq.send_async(b"more", type=2), lambda: mq.receive_async(3)):
+        try:
+            asyncio.run(call())
+            outcomes.append("returned")
+        except sysvmq.ResourceLimitError as e:
+            outcomes.append("limit" if "threads" in str(e) else str(e))
+    mq.receive()  # room again, and a message of type 3 a stale job would eat
+    mq.send(b"late", type=3)
+    time.sleep(0.3)
+    print(outcomes, mq.stats().count, mq.receive_message(block=False))
+finally:
+    mq.destroy()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="RLIMIT_NPROC binds only an unprivileged user")
+def test_an_async_call_whose_thread_cannot_start_fails_and_leaves_nothing_behind():
+    out = subprocess.run([sys.executable, "-c", NO_THREADS], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['limit', 'limit'] 1 Message(type=3, data=b'late')"

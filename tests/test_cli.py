@@ -161,6 +161,14 @@ def test_demo_runs_and_leaves_no_queue():
         (["stat"], 2),
         (["stat", "0x1", "--id", "3"], 2),
         (["rm"], 2),
+        (["receive", "0x1", "--count", "-5"], 2),
+        (["receive", "0x1", "--count", "0"], 2),
+        (["receive", " 12"], 2),
+        (["receive", "1_000"], 2),
+        (["receive", "\u0661\u0662"], 2),  # Arabic-Indic digits
+        (["stat", "--id", "1_0"], 2),
+        (["send", "0x1", "--mode", "0600", "x"], 2),  # --mode without --create
+        (["send", "0x1", "--exclusive", "x"], 2),  # --exclusive without --create
     ],
 )
 def test_usage_errors(args, code):
@@ -179,3 +187,86 @@ def test_full_queue_send_nowait_fails(mq):
     mq.send(b"12")
     err = one_line_error(cli("send", "--id", str(mq.id), "x", "--nowait"))
     assert "full" in err
+
+
+def script():
+    return os.path.join(os.path.dirname(sys.executable), "sysvmq")
+
+
+def shell(command, timeout=30):
+    """Run `command` under bash; its stdout, and the exit status of its first pipeline stage."""
+    out = subprocess.run(["bash", "-c", command + '; echo "status=${PIPESTATUS[0]}"'], capture_output=True, timeout=timeout)
+    text = out.stdout.decode()
+    body, _, status = text.rpartition("status=")
+    return body, int(status), out.stderr.decode()
+
+
+def payloads(mq):
+    return [mq.peek(i).data for i in range(mq.stats().count)]
+
+
+def test_a_reader_that_stops_takes_exactly_what_it_read(mq):
+    mq.send_many([b"m%d" % i for i in range(20)])
+    body, status, err = shell(f"{script()} receive --id {mq.id} --follow --nowait | head -2")
+    assert body == "m0\nm1\n" and status == 0 and "Traceback" not in err
+    left = payloads(mq)
+    assert sorted(left) == sorted(b"m%d" % i for i in range(2, 20))  # m2 was written, never read: put back
+
+
+def test_a_message_that_cannot_be_written_is_put_back_at_the_end(mq):
+    mq.send_many([b"first", b"second"])
+    body, status, err = shell(f"{script()} receive --id {mq.id} > /dev/full")
+    assert status == 1 and err.count("\n") == 1 and "No space left" in err
+    assert payloads(mq) == [b"second", b"first"]
+
+
+def test_closed_stdout_is_one_line_before_anything_is_taken(mq):
+    mq.send(b"kept")
+    body, status, err = shell(f"{script()} receive --id {mq.id} >&-")
+    assert status == 1 and err.count("\n") == 1 and "standard output" in err
+    assert payloads(mq) == [b"kept"]
+
+
+def test_a_pipe_closed_at_once_loses_nothing(mq):
+    mq.send_many([b"a", b"b", b"c"])
+    body, status, err = shell(f"{script()} receive --id {mq.id} --count 3 | true")
+    assert status == 0 and err == ""
+    assert sorted(payloads(mq)) == [b"a", b"b", b"c"]
+
+
+def test_control_characters_cannot_reach_the_terminal_or_forge_records(mq):
+    mq.send(b"evil\x1b]0;title\x07\x1b[2J\n2\tforged\\x41\x9b\xc2\x9b", type=1)
+    mq.send("caf\u00e9 \u2603".encode(), type=1)
+    out = cli("receive", "--id", str(mq.id), "--count", "2", "--show-type", check=True).stdout
+    assert out == b"1\tevil\\x1b]0;title\\x07\\x1b[2J\\n2\\tforged\\\\x41\\x9b\\u009b\n1\tcaf\xc3\xa9 \xe2\x98\x83\n"
+    assert len(out.splitlines()) == 2
+
+
+def test_options_may_stand_between_positionals(make_queue, free_key):
+    cli("send", hex(free_key), "--create", "one", check=True)
+    cli("send", hex(free_key), "--type", "2", "two", check=True)
+    mq = make_queue(free_key)
+    assert [mq.receive_message(block=False) for _ in range(2)] == [sysvmq.Message(1, b"one"), sysvmq.Message(2, b"two")]
+
+
+def test_mode_zero_and_exclusive(make_queue, free_key):
+    cli("send", hex(free_key), "x", "--create", "--exclusive", "--mode", "0", check=True)
+    mq = make_queue(free_key)
+    assert mq.stats().mode == 0
+    err = one_line_error(cli("send", hex(free_key), "y", "--create", "--exclusive"))
+    assert "exists" in err.lower()
+    assert mq.stats().count == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="another user's queue needs root")
+def test_send_create_refuses_a_queue_another_user_made_first(free_key):
+    from test_permissions import as_nobody
+
+    kind, msqid = as_nobody(lambda: sysvmq.MessageQueue(free_key, create=True, mode=0o666).id)
+    assert kind == "ok"
+    try:
+        err = one_line_error(cli("send", hex(free_key), "secret", "--create", "--mode", "600"))
+        assert "65534" in err and "exclusive" in err
+        assert sysvmq.MessageQueue.from_id(msqid).stats().count == 0
+    finally:
+        sysvmq.MessageQueue.from_id(msqid).destroy()

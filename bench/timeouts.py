@@ -3,14 +3,14 @@
     python bench/timeouts.py            # about half a minute
     python bench/timeouts.py --quick
 
-1. Overshoot: how late a receive(timeout=T) on an empty queue raises, for the
-   per-call POSIX timer and for the helper-thread fallback.
+1. Overshoot: how late a receive(timeout=T) on an empty queue raises (the helper
+   thread signals the waiter at its deadline).
 2. Wake-up latency: another process sends a message stamped with CLOCK_MONOTONIC
    while this one waits; the time from the stamp to receive() returning, for a
    plain blocking receive, a timed receive, and IPC_NOWAIT polling with backoff.
 3. Fast path: receive(timeout=1) against receive() when messages are waiting.
-4. Leaks: RSS and POSIX timers of this process before and after many timed calls
-   that had to arm a deadline.
+4. Leaks: RSS and threads of this process before and after many timed calls
+   that had to wait for a deadline.
 """
 
 import argparse
@@ -24,7 +24,6 @@ import time
 from typing import Callable, Dict, List
 
 import sysvmq
-from sysvmq.wakeup import use_helper_thread
 
 SENDER = """
 import os, random, sys, time, sysvmq
@@ -100,9 +99,9 @@ def rss_kib() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-def posix_timers() -> int:
-    with open("/proc/self/timers") as f:
-        return sum(1 for line in f if line.startswith("ID:"))
+def threads() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
 
 
 def main() -> None:
@@ -115,16 +114,10 @@ def main() -> None:
     with sysvmq.MessageQueue(sysvmq.IPC_PRIVATE) as mq:
         try:
             print(f"\nTimeout overshoot, {samples} timed receives each (µs late)")
-            print(f"  {'deadline by':<16}{'timeout':>10}{'median':>10}{'p99':>10}")
-            for mode in ("timer", "thread"):
-                previous = use_helper_thread(mode == "thread")
-                try:
-                    for timeout in (0.001, 0.005, 0.02):
-                        late = [x * 1e6 for x in overshoot(mq, timeout, samples)]
-                        label = "POSIX timer" if mode == "timer" else "helper thread"
-                        print(f"  {label:<16}{timeout * 1e3:>8.0f}ms{statistics.median(late):>10.0f}{percentile(late, 99):>10.0f}")
-                finally:
-                    use_helper_thread(previous)
+            print(f"  {'timeout':>10}{'median':>10}{'p99':>10}")
+            for timeout in (0.001, 0.005, 0.02):
+                late = [x * 1e6 for x in overshoot(mq, timeout, samples)]
+                print(f"  {timeout * 1e3:>8.0f}ms{statistics.median(late):>10.0f}{percentile(late, 99):>10.0f}")
 
             print(f"\nWake-up latency, {wakes} messages from another process (µs from send to return)")
             print(f"  {'receive':<28}{'median':>10}{'p99':>10}")
@@ -147,7 +140,7 @@ def main() -> None:
             print(f"  {'ratio':<28}{rates['receive(timeout=1)'] / rates['receive()']:>10.2f}")
 
             print(f"\n{calls:,} timed receives that arm a deadline")
-            before_rss, before_timers = rss_kib(), posix_timers()
+            before_rss, before_threads = rss_kib(), threads()
             start = time.monotonic()
             for _ in range(calls):
                 try:
@@ -155,7 +148,7 @@ def main() -> None:
                 except sysvmq.QueueTimeoutError:
                     pass
             print(f"  took {time.monotonic() - start:.1f} s; RSS {before_rss} -> {rss_kib()} KiB; "
-                  f"POSIX timers {before_timers} -> {posix_timers()}")
+                  f"threads {before_threads} -> {threads()}")
         finally:
             mq.destroy()
 

@@ -3,6 +3,7 @@
 The declarations live in build_sysvmq.h and the C shim in build_sysvmq.c, so
 struct layouts and constants come from the platform headers at compile time.
 """
+
 import pathlib
 import sys
 

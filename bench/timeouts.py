@@ -109,8 +109,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     samples, wakes, calls = (50, 100, 10_000) if args.quick else (300, 500, 100_000)
-    print(f"sysvmq {sysvmq.__version__} on {platform.python_implementation()} {platform.python_version()}, "
-          f"Linux {platform.release()}, {os.cpu_count()} CPUs; wake-up signal {sysvmq.wakeup_signal()}")
+    print(
+        f"sysvmq {sysvmq.__version__} on {platform.python_implementation()} {platform.python_version()}, "
+        f"Linux {platform.release()}, {os.cpu_count()} CPUs; wake-up signal {sysvmq.wakeup_signal()}"
+    )
     with sysvmq.MessageQueue(sysvmq.IPC_PRIVATE) as mq:
         try:
             print(f"\nTimeout overshoot, {samples} timed receives each (µs late)")
@@ -147,8 +149,10 @@ def main() -> None:
                     mq.receive(timeout=0.00001)
                 except sysvmq.QueueTimeoutError:
                     pass
-            print(f"  took {time.monotonic() - start:.1f} s; RSS {before_rss} -> {rss_kib()} KiB; "
-                  f"threads {before_threads} -> {threads()}")
+            print(
+                f"  took {time.monotonic() - start:.1f} s; RSS {before_rss} -> {rss_kib()} KiB; "
+                f"threads {before_threads} -> {threads()}"
+            )
         finally:
             mq.destroy()
 

@@ -53,7 +53,7 @@ class _Workers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._idle = 0  # waiting workers not yet promised to a submitted job
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -109,7 +109,7 @@ async def in_thread(call: Callable[[Any], _T]) -> _T:
     found it when it fails or is cancelled.
     """
     loop = asyncio.get_running_loop()
-    done: "asyncio.Future[_Outcome]" = loop.create_future()
+    done: asyncio.Future[_Outcome] = loop.create_future()
     token = ffi.new("sysvmq_token *")
 
     def work() -> None:

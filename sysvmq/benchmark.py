@@ -276,19 +276,28 @@ def section_stream(binary: Optional[str], size: int, count: int, n_rounds: int) 
     try:
         contenders: Dict[str, Callable[[], float]] = {
             "sysvmq": lambda: python_pair(["produce", "sysvmq", qid, str(size), n], ["consume", "sysvmq", qid]),
-            "sysvmq batch": lambda: python_pair(["produce", "sysvmq-batch", qid, str(size), n], ["consume", "sysvmq-batch", qid]),
+            "sysvmq batch": lambda: python_pair(
+                ["produce", "sysvmq-batch", qid, str(size), n], ["consume", "sysvmq-batch", qid]
+            ),
             "multiprocessing.Queue": lambda: mp_stream(size, count),
         }
         if binary:
             contenders["C"] = lambda: c_pair(binary, ["produce", mq.id, size, count], ["consume", mq.id])
         if sysv_ipc is not None:
-            contenders["sysv_ipc"] = lambda: python_pair(["produce", "sysv_ipc", qid, str(size), n], ["consume", "sysv_ipc", qid])
+            contenders["sysv_ipc"] = lambda: python_pair(
+                ["produce", "sysv_ipc", qid, str(size), n], ["consume", "sysv_ipc", qid]
+            )
         log(f"producer -> consumer, {size} B messages ...")
         times = rounds(contenders, n_rounds)
     finally:
         mq.destroy()
     rows = sorted(((name, median_rate(t, count * size) / 1e6) for name, t in times.items()), key=lambda row: -row[1])
-    table(f"Producer process -> consumer process, {size} B messages ({count} per run, 16 KiB queue)", "MB/s", rows, ["sysv_ipc", "C", "multiprocessing.Queue"])
+    table(
+        f"Producer process -> consumer process, {size} B messages ({count} per run, 16 KiB queue)",
+        "MB/s",
+        rows,
+        ["sysv_ipc", "C", "multiprocessing.Queue"],
+    )
 
 
 def section_pingpong(binary: Optional[str], count: int, n_rounds: int) -> None:
@@ -301,7 +310,9 @@ def section_pingpong(binary: Optional[str], count: int, n_rounds: int) -> None:
         if binary:
             contenders["C"] = lambda: c_pair(binary, ["ping", mq.id, count], ["pong", mq.id])
         if sysv_ipc is not None:
-            contenders["sysv_ipc"] = lambda: python_pair(["ping", "sysv_ipc", qid, str(count)], ["pong", "sysv_ipc", qid])
+            contenders["sysv_ipc"] = lambda: python_pair(
+                ["ping", "sysv_ipc", qid, str(count)], ["pong", "sysv_ipc", qid]
+            )
         log("ping-pong between two processes ...")
         times = rounds(contenders, n_rounds)
     finally:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from sysvmq.errors import QueueEmptyError, QueueTimeoutError, SysVMQError
 from sysvmq.queue import Message, MessageQueue
-from sysvmq.stats import QueueStats, limits, queues
+from sysvmq.stats import limits, queues
 
 EXAMPLES = {
     "ls": "sysvmq ls\n  sysvmq ls --json | jq '.[].key'",
@@ -88,7 +88,12 @@ def _ago(when: int, now: float) -> str:
 def _table(rows: List[List[str]], out: Any) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.rjust(width) if i > 0 else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))).rstrip(), file=out)
+        print(
+            "  ".join(
+                cell.rjust(width) if i > 0 else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))
+            ).rstrip(),
+            file=out,
+        )
 
 
 def _open(args: argparse.Namespace, create: bool = False, exclusive: bool = False) -> MessageQueue:
@@ -119,13 +124,37 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print()
         return 0
     now = time.time()
-    rows = [["KEY", "ID", "OWNER", "MODE", "MESSAGES", "BYTES", "CAPACITY", "SEND PID", "RECV PID", "LAST SEND", "LAST RECEIVE"]]
+    rows = [
+        [
+            "KEY",
+            "ID",
+            "OWNER",
+            "MODE",
+            "MESSAGES",
+            "BYTES",
+            "CAPACITY",
+            "SEND PID",
+            "RECV PID",
+            "LAST SEND",
+            "LAST RECEIVE",
+        ]
+    ]
     for q in found:
-        rows.append([
-            f"{q.key:#010x}", str(q.id), _owner(q.uid), f"{q.mode:04o}", str(q.count), str(q.bytes),
-            str(q.max_bytes), str(q.last_send_pid or "-"), str(q.last_receive_pid or "-"),
-            _ago(q.last_send_time, now), _ago(q.last_receive_time, now),
-        ])
+        rows.append(
+            [
+                f"{q.key:#010x}",
+                str(q.id),
+                _owner(q.uid),
+                f"{q.mode:04o}",
+                str(q.count),
+                str(q.bytes),
+                str(q.max_bytes),
+                str(q.last_send_pid or "-"),
+                str(q.last_receive_pid or "-"),
+                _ago(q.last_send_time, now),
+                _ago(q.last_receive_time, now),
+            ]
+        )
     _table(rows, sys.stdout)
     return 0
 
@@ -241,8 +270,11 @@ def _put_back(mq: MessageQueue, message: Message) -> None:
     try:
         mq.send(message.data, type=message.type, timeout=10)
     except SysVMQError as e:
-        raise SysVMQError(e.errno or errno.EIO, f"a message of type {message.type} ({len(message.data)} bytes) "
-                          f"could not be written, nor put back: {e.detail}") from None
+        raise SysVMQError(
+            e.errno or errno.EIO,
+            f"a message of type {message.type} ({len(message.data)} bytes) "
+            f"could not be written, nor put back: {e.detail}",
+        ) from None
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
@@ -325,7 +357,13 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     commands: Dict[str, argparse.ArgumentParser] = {}
 
     def command(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, epilog="example:\n  " + EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog="example:\n  " + EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(func=func, command=name)
         commands[name] = p
         return p
@@ -350,8 +388,12 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     p.add_argument("--timeout", type=float, help="seconds to wait for room")
     p.add_argument("--create", action="store_true", help="create the queue if it does not exist")
     p.add_argument("--exclusive", action="store_true", help="with --create: fail if the queue exists already")
-    p.add_argument("--mode", type=parse_mode, default=None,
-                   help="with --create: permissions of the queue (default 0600); an existing queue more open than this is refused")
+    p.add_argument(
+        "--mode",
+        type=parse_mode,
+        default=None,
+        help="with --create: permissions of the queue (default 0600); an existing queue more open than this is refused",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="report what was sent on stderr")
 
     p = command("receive", "receive messages and write their payloads to standard output", cmd_receive)
@@ -363,8 +405,11 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     p.add_argument("--nowait", action="store_true", help="fail instead of waiting when no message is there")
     p.add_argument("--timeout", type=float, help="seconds to wait for each message")
     p.add_argument("--show-type", action="store_true", help="prefix each payload with its type and a tab")
-    p.add_argument("--raw", action="store_true",
-                   help="write payloads as they are, with no newline (default: one line each, control characters and non-UTF-8 bytes escaped)")
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="write payloads as they are, with no newline (default: one line each, control characters and non-UTF-8 bytes escaped)",
+    )
     p.add_argument("--truncate", action="store_true", help="cut messages longer than msgmax instead of failing")
 
     p = command("rm", "remove queues (IPC_RMID)", cmd_rm)

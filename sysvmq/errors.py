@@ -7,6 +7,7 @@ Every kernel error is a :class:`SysVMQError`, an :class:`OSError` with the real
 
 import errno as _errno
 import os
+import queue as _queue
 from typing import Any, Dict, Optional, Tuple, Type
 
 __all__ = [
@@ -55,12 +56,16 @@ class PermissionDeniedError(SysVMQError, PermissionError):
     """The queue's mode or owner does not allow this operation (EACCES, EPERM)."""
 
 
-class QueueEmptyError(SysVMQError, BlockingIOError):
-    """A non-blocking receive found no message of the requested type (ENOMSG)."""
+class QueueEmptyError(SysVMQError, BlockingIOError, _queue.Empty):
+    """A non-blocking receive found no message of the requested type (ENOMSG).
+
+    Also a :class:`queue.Empty`, so code written for the stdlib's queues catches it."""
 
 
-class QueueFullError(SysVMQError, BlockingIOError):
-    """A non-blocking send found no room in the queue (EAGAIN)."""
+class QueueFullError(SysVMQError, BlockingIOError, _queue.Full):
+    """A non-blocking send found no room in the queue (EAGAIN).
+
+    Also a :class:`queue.Full`, so code written for the stdlib's queues catches it."""
 
 
 class QueueTimeoutError(SysVMQError, TimeoutError):

@@ -10,7 +10,14 @@ from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Tuple, T
 
 from sysvmq import aio, wakeup
 from sysvmq._sysvmq_cffi import ffi, lib
-from sysvmq.errors import MessageTooLargeError, PermissionDeniedError, QueueEmptyError, QueueFullError, SysVMQError, error_for
+from sysvmq.errors import (
+    MessageTooLargeError,
+    PermissionDeniedError,
+    QueueEmptyError,
+    QueueFullError,
+    SysVMQError,
+    error_for,
+)
 from sysvmq.stats import KEY_MASK, QueueStats, limits, msgmax, queues, stats_from
 
 __all__ = ["MessageQueue", "Message", "Payload"]
@@ -90,7 +97,9 @@ def _check_send_type(mtype: Any) -> int:
     try:
         return _check_int("message type", mtype, 1, LONG_MAX, LONG_MIN, LONG_MAX)
     except ValueError:
-        raise ValueError(f"message type must be >= 1 to send (0 and negatives only select on receive), not {mtype}") from None
+        raise ValueError(
+            f"message type must be >= 1 to send (0 and negatives only select on receive), not {mtype}"
+        ) from None
 
 
 def _check_receive_type(mtype: Any) -> int:
@@ -134,7 +143,9 @@ def send_options(flags: Any, block: bool, timeout: Any) -> Tuple[int, int]:
     return _blocking(_check_flags(flags, _SEND_FLAG_BITS, "msgsnd"), block, timeout)
 
 
-def receive_options(mtype: int, flags: Any, block: bool, timeout: Any, truncate: bool, exclude: bool) -> Tuple[int, int]:
+def receive_options(
+    mtype: int, flags: Any, block: bool, timeout: Any, truncate: bool, exclude: bool
+) -> Tuple[int, int]:
     """(msgrcv flags, deadline) for a receive call's arguments; `mtype` already checked."""
     flags = _check_flags(flags, _RECEIVE_FLAG_BITS, "msgrcv")
     if truncate:
@@ -174,7 +185,14 @@ def _as_bytes(message: Any) -> bytes:
 def _batch_buffer(outcap: int, slots: int) -> Tuple[Any, int, int, Any, Any, Any]:
     """A receive_many buffer: (out, its size, slots, offsets, lengths, types)."""
     slots = max(slots, 64)
-    return _alloc("char[]", outcap), outcap, slots, ffi.new("size_t[]", slots), ffi.new("size_t[]", slots), ffi.new("long[]", slots)
+    return (
+        _alloc("char[]", outcap),
+        outcap,
+        slots,
+        ffi.new("size_t[]", slots),
+        ffi.new("size_t[]", slots),
+        ffi.new("long[]", slots),
+    )
 
 
 def payload(message: Any) -> Any:
@@ -239,7 +257,11 @@ class MessageQueue:
         if (flags & lib.IPC_CREAT or signed_key == lib.IPC_PRIVATE) and mode is None and not flags & 0o777:
             flags |= 0o600
         wakeup.configure_from_environment()
-        what = "create a private queue" if signed_key == lib.IPC_PRIVATE else f"open queue key={signed_key & KEY_MASK:#010x}"
+        what = (
+            "create a private queue"
+            if signed_key == lib.IPC_PRIVATE
+            else f"open queue key={signed_key & KEY_MASK:#010x}"
+        )
         if mode is not None and flags & lib.IPC_CREAT and not exclusive and signed_key != lib.IPC_PRIVATE:
             msqid = self._create_or_open_as_asked(signed_key, flags, mode, what)
         else:
@@ -347,7 +369,9 @@ class MessageQueue:
 
     # ---- sending ----
 
-    def send(self, message: Payload, type: int = 1, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None) -> None:
+    def send(
+        self, message: Payload, type: int = 1, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None
+    ) -> None:
         """Send `message` (bytes-like, or str as UTF-8) with message type `type` (>= 1).
 
         Blocks while the queue is full, unless ``block=False`` (then
@@ -367,7 +391,9 @@ class MessageQueue:
         if r:
             self._send_data(data, type, 0, -1, None, _NULL, r)
 
-    def _send_data(self, data: Any, mtype: int, flags: int, deadline: int, timeout: Optional[float], token: Any, r: int = _EINTR) -> None:
+    def _send_data(
+        self, data: Any, mtype: int, flags: int, deadline: int, timeout: Optional[float], token: Any, r: int = _EINTR
+    ) -> None:
         """Send checked arguments, resuming after signal handlers ran (PEP 475).
 
         `r` is the result of an attempt already made; the default makes the first one.
@@ -409,7 +435,9 @@ class MessageQueue:
             return error_for(err, what, "no message of the requested type is waiting (block=False)")
         return error_for(err, what)
 
-    def send_many(self, messages: Iterable[Payload], type: int = 1, *, block: bool = True, timeout: Optional[float] = None) -> int:
+    def send_many(
+        self, messages: Iterable[Payload], type: int = 1, *, block: bool = True, timeout: Optional[float] = None
+    ) -> int:
         """Send every message of `messages` with type `type`, in one call into C.
 
         Returns how many were sent (all of them). The first failure stops the batch
@@ -459,7 +487,18 @@ class MessageQueue:
         deadline = -1 if timeout is None or n != _EINTR else entry[2][0]
         return self._take_loop(mtype, 0, deadline, timeout, _NULL, self._max_size, _NULL, entry, n)
 
-    def _take_loop(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int, token: Any, entry: Any, n: int = _EINTR) -> int:
+    def _take_loop(
+        self,
+        mtype: int,
+        flags: int,
+        deadline: int,
+        timeout: Optional[float],
+        dest: Any,
+        cap: int,
+        token: Any,
+        entry: Any,
+        n: int = _EINTR,
+    ) -> int:
         """Receive into `entry`, resuming after signal handlers ran: the payload length.
 
         `n` is the result of an attempt already made; the default makes the first one.
@@ -472,7 +511,9 @@ class MessageQueue:
             n = _receive(h, text, cap, mtype, flags, deadline, token, dest)
         return n
 
-    def _take_message(self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int) -> Tuple[int, int, bytes]:
+    def _take_message(
+        self, mtype: int, flags: int, deadline: int, timeout: Optional[float], dest: Any, cap: int
+    ) -> Tuple[int, int, bytes]:
         """One message with checked options: (length, type, payload or b"" when copied into `dest`)."""
         buffers = self._buffers
         try:
@@ -484,13 +525,24 @@ class MessageQueue:
         buffers.append(entry)
         return taken
 
-    def _receive_checked(self, type: Any, flags: Any, block: bool, timeout: Any, truncate: bool, exclude: bool) -> Tuple[int, int, bytes]:
+    def _receive_checked(
+        self, type: Any, flags: Any, block: bool, timeout: Any, truncate: bool, exclude: bool
+    ) -> Tuple[int, int, bytes]:
         """receive() with every argument checked: (length, type, payload)."""
         mtype = _check_receive_type(type)
         flags, deadline = receive_options(mtype, flags, block, timeout, truncate, exclude)
         return self._take_message(mtype, flags, deadline, timeout, _NULL, self._max_size)
 
-    def receive(self, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> bytes:
+    def receive(
+        self,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+        exclude: bool = False,
+    ) -> bytes:
         """The payload of the next message selected by `type`.
 
         `type` 0 takes the first message; > 0 the first of exactly that type
@@ -498,8 +550,14 @@ class MessageQueue:
         <= abs(type). ``truncate=True`` cuts a message longer than max_size
         instead of raising :class:`MessageTooLargeError`.
         """
-        if (flags or not block or truncate or exclude or type.__class__ is not int
-                or timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int):
+        if (
+            flags
+            or not block
+            or truncate
+            or exclude
+            or type.__class__ is not int
+            or (timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int)
+        ):
             return self._receive_checked(type, flags, block, timeout, truncate, exclude)[2]
         # The common case, kept to the bone (receive_message mirrors it). A buffer goes
         # back on the free list only after its payload is copied out; if anything
@@ -511,10 +569,7 @@ class MessageQueue:
             entry = self._buffer()
         text = entry[0]
         try:
-            if timeout is None:
-                n = _take(self._h, text, type)
-            else:
-                n = _take_within(self._h, text, type, timeout, entry[2])
+            n = _take(self._h, text, type) if timeout is None else _take_within(self._h, text, type, timeout, entry[2])
         except OverflowError:  # a type or timeout C cannot hold: the checked path explains it
             buffers.append(entry)
             return self._receive_checked(type, 0, True, timeout, False, False)[2]
@@ -524,10 +579,25 @@ class MessageQueue:
         buffers.append(entry)
         return data
 
-    def receive_message(self, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Message:
+    def receive_message(
+        self,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+        exclude: bool = False,
+    ) -> Message:
         """Like :meth:`receive`, but a :class:`Message` with the type as well."""
-        if (flags or not block or truncate or exclude or type.__class__ is not int
-                or timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int):
+        if (
+            flags
+            or not block
+            or truncate
+            or exclude
+            or type.__class__ is not int
+            or (timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int)
+        ):
             _, mtype, data = self._receive_checked(type, flags, block, timeout, truncate, exclude)
             return _new_message((mtype, data))
         buffers = self._buffers
@@ -537,10 +607,7 @@ class MessageQueue:
             entry = self._buffer()
         text = entry[0]
         try:
-            if timeout is None:
-                n = _take(self._h, text, type)
-            else:
-                n = _take_within(self._h, text, type, timeout, entry[2])
+            n = _take(self._h, text, type) if timeout is None else _take_within(self._h, text, type, timeout, entry[2])
         except OverflowError:  # a type or timeout C cannot hold: the checked path explains it
             buffers.append(entry)
             _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
@@ -551,7 +618,17 @@ class MessageQueue:
         buffers.append(entry)
         return message
 
-    def receive_into(self, buffer: Any, type: int = 0, flags: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Tuple[int, int]:
+    def receive_into(
+        self,
+        buffer: Any,
+        type: int = 0,
+        flags: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+        exclude: bool = False,
+    ) -> Tuple[int, int]:
         """Receive the next message's payload into the writable `buffer`: (nbytes, type).
 
         `buffer` is any writable, contiguous buffer (bytearray, memoryview, array,
@@ -568,7 +645,16 @@ class MessageQueue:
         n, got, _ = self._take_message(mtype, flags, deadline, timeout, dest, min(len(dest), self._max_size))
         return n, got
 
-    def receive_many(self, max_count: int, type: int = 0, *, block: bool = True, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> List[bytes]:
+    def receive_many(
+        self,
+        max_count: int,
+        type: int = 0,
+        *,
+        block: bool = True,
+        timeout: Optional[float] = None,
+        truncate: bool = False,
+        exclude: bool = False,
+    ) -> List[bytes]:
         """Up to `max_count` payloads in one call into C.
 
         Waits (per `block`/`timeout`) only for the first message, then takes only
@@ -647,11 +733,15 @@ class MessageQueue:
             pass
         await aio.in_thread(lambda token: self._send_data(data, mtype, flags, deadline, timeout, token))
 
-    async def receive_async(self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> bytes:
+    async def receive_async(
+        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
+    ) -> bytes:
         """:meth:`receive` for asyncio. Cancelling it never loses a message (see sysvmq.aio)."""
         return (await self.receive_message_async(type, timeout=timeout, truncate=truncate, exclude=exclude)).data
 
-    async def receive_message_async(self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False) -> Message:
+    async def receive_message_async(
+        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
+    ) -> Message:
         """:meth:`receive_message` for asyncio. Cancelling it never loses a message.
 
         A worker thread only waits until a matching message is there, taking none;
@@ -691,12 +781,25 @@ class MessageQueue:
         ds = ffi.new("struct msqid_ds *")
         r = lib.sysvmq_stat(self._id, ds)
         if r < 0:
-            raise error_for(-r, f"stat {self._describe()}", "reading a queue's stats needs read permission" if -r == errno.EACCES else None)
+            raise error_for(
+                -r,
+                f"stat {self._describe()}",
+                "reading a queue's stats needs read permission" if -r == errno.EACCES else None,
+            )
         if self._h.key_known and lib.sysvmq_perm_key(ds) != self._h.key:
-            raise error_for(errno.EIDRM, f"stat {self._describe()}", "the queue was removed, and its id now names another queue")
+            raise error_for(
+                errno.EIDRM, f"stat {self._describe()}", "the queue was removed, and its id now names another queue"
+            )
         return stats_from(ds, self._id)
 
-    def set(self, *, mode: Optional[int] = None, uid: Optional[int] = None, gid: Optional[int] = None, max_bytes: Optional[int] = None) -> None:
+    def set(
+        self,
+        *,
+        mode: Optional[int] = None,
+        uid: Optional[int] = None,
+        gid: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+    ) -> None:
         """Change the queue's permission bits, owner or capacity (IPC_SET)."""
         values = [
             -1 if mode is None else _check_int("mode", mode, 0, 0o777),
@@ -750,4 +853,3 @@ class MessageQueue:
             self.close()
         except SysVMQError:
             pass  # the body's exception is the one the caller needs to see
-

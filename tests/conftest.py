@@ -24,11 +24,17 @@ def queue_ids() -> Set[int]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--soak", type=float, default=2.0, metavar="SECONDS",
+        "--soak",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
         help="run the reliability soak (load and fault mixes) this long; it prints its counts",
     )
     parser.addoption(
-        "--operations", type=int, default=1_000_000, metavar="N",
+        "--operations",
+        type=int,
+        default=1_000_000,
+        metavar="N",
         help="operations per path in the memory-flatness tests",
     )
 
@@ -122,8 +128,12 @@ def python_command(code: str) -> list:
     return [sys.executable, "-c", code]
 
 
-def fault_under_blocked_threads(calls: List[Tuple[Callable[..., Any], tuple, dict]], fault: Callable[[], None],
-                                settle: float = 0.1, within: float = 5.0) -> Tuple[List[BaseException], float]:
+def fault_under_blocked_threads(
+    calls: List[Tuple[Callable[..., Any], tuple, dict]],
+    fault: Callable[[], None],
+    settle: float = 0.1,
+    within: float = 5.0,
+) -> Tuple[List[BaseException], float]:
     """Start a thread per blocking call, let them block, inject `fault`, and wait for them.
 
     Returns what each call raised (a call that returned counts as an AssertionError) and

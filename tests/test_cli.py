@@ -13,9 +13,7 @@ import sysvmq
 
 
 def cli(*args, input=None, check=False, timeout=30):
-    result = subprocess.run(
-        [sys.executable, "-m", "sysvmq", *args], input=input, capture_output=True, timeout=timeout
-    )
+    result = subprocess.run([sys.executable, "-m", "sysvmq", *args], input=input, capture_output=True, timeout=timeout)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -78,7 +76,9 @@ def test_receive_nowait_and_timeout_fail_cleanly(mq):
 
 def test_follow_drains_and_ctrl_c_exits_130(mq):
     mq.send_many([b"1", b"2", b"3"])
-    process = subprocess.Popen([sys.executable, "-m", "sysvmq", "receive", "--id", str(mq.id), "--follow"], stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sysvmq", "receive", "--id", str(mq.id), "--follow"], stdout=subprocess.PIPE
+    )
     lines = [process.stdout.readline() for _ in range(3)]
     assert lines == [b"1\n", b"2\n", b"3\n"]
     time.sleep(0.2)  # now waiting for more
@@ -109,9 +109,15 @@ def test_ls_lists_queues_of_other_clients(make_queue, free_key):
     try:
         perl_key = free_key
         subprocess.run(
-            ["perl", "-MIPC::Msg", "-MIPC::SysV=IPC_CREAT", "-e",
-             'IPC::Msg->new($ARGV[0], IPC_CREAT | 0600)->snd(5, "from perl") or die "$!"', "--",
-             str(perl_key - 2**32 if perl_key >= 2**31 else perl_key)],
+            [
+                "perl",
+                "-MIPC::Msg",
+                "-MIPC::SysV=IPC_CREAT",
+                "-e",
+                'IPC::Msg->new($ARGV[0], IPC_CREAT | 0600)->snd(5, "from perl") or die "$!"',
+                "--",
+                str(perl_key - 2**32 if perl_key >= 2**31 else perl_key),
+            ],
             check=True,
         )
         perl_queue = make_queue(perl_key)
@@ -195,7 +201,9 @@ def script():
 
 def shell(command, timeout=30):
     """Run `command` under bash; its stdout, and the exit status of its first pipeline stage."""
-    out = subprocess.run(["bash", "-c", command + '; echo "status=${PIPESTATUS[0]}"'], capture_output=True, timeout=timeout)
+    out = subprocess.run(
+        ["bash", "-c", command + '; echo "status=${PIPESTATUS[0]}"'], capture_output=True, timeout=timeout
+    )
     text = out.stdout.decode()
     body, _, status = text.rpartition("status=")
     return body, int(status), out.stderr.decode()
@@ -215,21 +223,21 @@ def test_a_reader_that_stops_takes_exactly_what_it_read(mq):
 
 def test_a_message_that_cannot_be_written_is_put_back_at_the_end(mq):
     mq.send_many([b"first", b"second"])
-    body, status, err = shell(f"{script()} receive --id {mq.id} > /dev/full")
+    _, status, err = shell(f"{script()} receive --id {mq.id} > /dev/full")
     assert status == 1 and err.count("\n") == 1 and "No space left" in err
     assert payloads(mq) == [b"second", b"first"]
 
 
 def test_closed_stdout_is_one_line_before_anything_is_taken(mq):
     mq.send(b"kept")
-    body, status, err = shell(f"{script()} receive --id {mq.id} >&-")
+    _, status, err = shell(f"{script()} receive --id {mq.id} >&-")
     assert status == 1 and err.count("\n") == 1 and "standard output" in err
     assert payloads(mq) == [b"kept"]
 
 
 def test_a_pipe_closed_at_once_loses_nothing(mq):
     mq.send_many([b"a", b"b", b"c"])
-    body, status, err = shell(f"{script()} receive --id {mq.id} --count 3 | true")
+    _, status, err = shell(f"{script()} receive --id {mq.id} --count 3 | true")
     assert status == 0 and err == ""
     assert sorted(payloads(mq)) == [b"a", b"b", b"c"]
 

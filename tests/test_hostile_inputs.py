@@ -11,10 +11,10 @@ import threading
 import time
 
 import pytest
+from test_permissions import as_nobody
 
 import sysvmq
 from sysvmq.queue import LONG_MAX
-from test_permissions import as_nobody
 
 
 class LyingLength(bytes):
@@ -195,12 +195,10 @@ class FailingClose(sysvmq.MessageQueue):
 
 
 def test_the_body_exception_is_not_replaced_by_a_close_error(mq):
-    with pytest.raises(KeyError):
-        with FailingClose.from_id(mq.id):
-            raise KeyError("from the body")
-    with pytest.raises(sysvmq.SysVMQError, match="close failed"):
-        with FailingClose.from_id(mq.id):
-            pass  # with no exception in flight, the close error is the one to see
+    with pytest.raises(KeyError), FailingClose.from_id(mq.id):
+        raise KeyError("from the body")
+    with pytest.raises(sysvmq.SysVMQError, match="close failed"), FailingClose.from_id(mq.id):
+        pass  # with no exception in flight, the close error is the one to see
 
 
 def test_mode_zero_is_mode_zero(make_queue, free_key):
@@ -231,9 +229,13 @@ second.destroy()
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/proc/sys/kernel/msg_next_id"), reason="needs root and kernel.msg_next_id")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/proc/sys/kernel/msg_next_id"), reason="needs root and kernel.msg_next_id"
+)
 def test_a_stale_handle_whose_id_was_reused_is_detected():
-    out = subprocess.run(["unshare", "--ipc", sys.executable, "-c", REUSE_ID], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["unshare", "--ipc", sys.executable, "-c", REUSE_ID], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:4] == [f"removed {errno.EIDRM}"] * 3 + ["2"]
 

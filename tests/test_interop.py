@@ -19,14 +19,19 @@ def signed(key: int) -> str:
 def perl(code: str, *args: str) -> str:
     return subprocess.run(
         ["perl", "-MIPC::Msg", "-MIPC::SysV=IPC_NOWAIT", "-e", code, "--", *args],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
 
 
 @needs_perl
 def test_perl_sends_python_receives(make_queue, free_key):
     mq = make_queue(free_key, create=True)
-    perl('my $q = IPC::Msg->new($ARGV[0], 0) or die "$!"; $q->snd(7, "perl\\0bytes\\xff") or die "$!";', signed(free_key))
+    perl(
+        'my $q = IPC::Msg->new($ARGV[0], 0) or die "$!"; $q->snd(7, "perl\\0bytes\\xff") or die "$!";', signed(free_key)
+    )
     assert mq.receive_message(block=False) == sysvmq.Message(7, b"perl\x00bytes\xff")
 
 

@@ -19,7 +19,7 @@ from sysvmq.queue import LONG_MAX, LONG_MIN
         (memoryview(b"0123456789")[2:5], b"234"),
         (memoryview(b"0123456789")[::2], b"02468"),
         (array.array("H", [1, 2]), array.array("H", [1, 2]).tobytes()),
-        ("héllo ☃", "héllo ☃".encode("utf-8")),
+        ("héllo ☃", "héllo ☃".encode()),
         (bytes(range(256)), bytes(range(256))),
     ],
 )
@@ -102,14 +102,26 @@ def test_extreme_types(mq):
     assert mq.receive_message(LONG_MIN).type == LONG_MAX
 
 
-@pytest.mark.parametrize("mtype, error", [(0, ValueError), (-1, ValueError), (LONG_MAX + 1, OverflowError), (1.0, TypeError), ("1", TypeError), (None, TypeError)])
+@pytest.mark.parametrize(
+    "mtype, error",
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (LONG_MAX + 1, OverflowError),
+        (1.0, TypeError),
+        ("1", TypeError),
+        (None, TypeError),
+    ],
+)
 def test_bad_send_types_are_refused(mq, mtype, error):
     with pytest.raises(error):
         mq.send(b"x", type=mtype)
     assert mq.stats().count == 0
 
 
-@pytest.mark.parametrize("mtype, error", [(LONG_MAX + 1, OverflowError), (LONG_MIN - 1, OverflowError), (0.0, TypeError), ("0", TypeError)])
+@pytest.mark.parametrize(
+    "mtype, error", [(LONG_MAX + 1, OverflowError), (LONG_MIN - 1, OverflowError), (0.0, TypeError), ("0", TypeError)]
+)
 def test_bad_receive_types_are_refused(mq, mtype, error):
     mq.send(b"sentinel")
     with pytest.raises(error):

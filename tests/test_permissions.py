@@ -70,7 +70,7 @@ def test_opening_a_0600_key_asking_for_access_is_denied(make_queue, free_key):
 
 def test_mode_0666_lets_another_user_in(mq):
     mq.set(mode=0o666)
-    kind, value = as_nobody(lambda: sysvmq.MessageQueue.from_id(mq.id).send(b"from nobody", type=9))
+    kind, _ = as_nobody(lambda: sysvmq.MessageQueue.from_id(mq.id).send(b"from nobody", type=9))
     assert kind == "ok"
     stats = mq.stats()
     assert mq.receive_message() == sysvmq.Message(9, b"from nobody")

@@ -3,8 +3,9 @@
 import os
 import re
 
-import sysvmq
 from conftest import ROOT
+
+import sysvmq
 
 
 def python_blocks():

@@ -2,9 +2,7 @@
 
 import asyncio
 import collections
-import errno
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -12,9 +10,9 @@ import threading
 import time
 
 import pytest
+from conftest import HERE, fault_under_blocked_threads, signals_then
 
 import sysvmq
-from conftest import HERE, fault_under_blocked_threads, signals_then
 
 WORKERS = os.path.join(HERE, "_workers.py")
 
@@ -59,13 +57,21 @@ def test_single_consumer_sees_each_producer_in_order(mq, limits, batch):
     by_producer = collections.defaultdict(list)
     for p, s, _ in got:
         by_producer[p].append(s)
-    assert {p: seqs for p, seqs in by_producer.items()} == {p: list(range(1000)) for p in range(3)}
+    assert dict(by_producer) == {p: list(range(1000)) for p in range(3)}
 
 
 @pytest.mark.parametrize("batch", [1, 16], ids=["single", "batch"])
 def test_typed_routing_gives_each_consumer_only_its_types(mq, limits, batch):
-    got = run_load(mq, producers=2, per_producer=900, consumers=3, batch=batch,
-                   max_size=payload_limit(mq, limits), types=3, consumer_types=[1, 2, 3])
+    got = run_load(
+        mq,
+        producers=2,
+        per_producer=900,
+        consumers=3,
+        batch=batch,
+        max_size=payload_limit(mq, limits),
+        types=3,
+        consumer_types=[1, 2, 3],
+    )
     for wanted, part in zip([1, 2, 3], got):
         assert part and {t for _, _, t in part} == {wanted}
     assert sorted((p, s) for part in got for p, s, _ in part) == [(p, s) for p in range(2) for s in range(900)]
@@ -246,8 +252,9 @@ print(big.stats().count)
 
 @pytest.mark.skipif(not _unshare_available(), reason="unshare --ipc is not permitted here")
 def test_kernel_limits_in_a_private_ipc_namespace(limits):
-    out = subprocess.run(["unshare", "--ipc", sys.executable, "-c", LIMITS_IN_NAMESPACE],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["unshare", "--ipc", sys.executable, "-c", LIMITS_IN_NAMESPACE], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     made, count = map(int, out.stdout.split())
     assert made == 4
@@ -341,6 +348,11 @@ def test_memory_is_flat_on_every_path(mq, operations):
     assert all(kib < 2048 for kib in growth.values()), growth
 
 
+def expect_removed(victim):
+    with pytest.raises(sysvmq.QueueRemovedError):
+        victim.receive()
+
+
 def test_no_timers_threads_or_descriptors_left_behind(mq, monkeypatch):
     from sysvmq import aio
 
@@ -374,13 +386,15 @@ def test_soak(mq, limits, soak_seconds):
     counts = collections.Counter()
     size = payload_limit(mq, limits)
     while time.monotonic() < deadline:
-        got = run_load(mq, producers=2, per_producer=300, consumers=2, batch=1 + counts["rounds"] % 2 * 15, max_size=size)
+        got = run_load(
+            mq, producers=2, per_producer=300, consumers=2, batch=1 + counts["rounds"] % 2 * 15, max_size=size
+        )
         seen = collections.Counter((p, s) for part in got for p, s, _ in part)
         assert len(seen) == 600 and max(seen.values()) == 1
         counts["messages moved"] += 600
         # A fault each round: a removed queue under a blocked thread, then a fresh queue.
         victim = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
-        waiter = threading.Thread(target=lambda: pytest.raises(sysvmq.QueueRemovedError, victim.receive))
+        waiter = threading.Thread(target=expect_removed, args=(victim,))
         waiter.start()
         time.sleep(0.01)
         victim.destroy()

@@ -5,9 +5,9 @@ import threading
 import time
 
 import pytest
+from conftest import signals_then
 
 import sysvmq
-from conftest import signals_then
 
 
 def in_thread(target, *args):

@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
+from conftest import fault_under_blocked_threads
 
 import sysvmq
-from conftest import fault_under_blocked_threads
 
 
 def timed(call, *args, **kwargs):
@@ -138,7 +138,14 @@ def test_close_from_the_context_manager_stops_a_worker(mq):
 
 @pytest.mark.parametrize(
     "timeout, error",
-    [(-1, ValueError), (-0.001, ValueError), (math.nan, ValueError), ("1", TypeError), (True, TypeError), ([1], TypeError)],
+    [
+        (-1, ValueError),
+        (-0.001, ValueError),
+        (math.nan, ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+        ([1], TypeError),
+    ],
 )
 def test_bad_timeouts_are_refused(mq, timeout, error):
     mq.send(b"sentinel")
@@ -204,7 +211,9 @@ def test_choosing_the_wakeup_signal(mq):
         sysvmq.set_wakeup_signal(original)
 
 
-@pytest.mark.parametrize("bad, error", [(signal.SIGSEGV, ValueError), (0, ValueError), ("SIGNOPE", ValueError), (1.5, TypeError)])
+@pytest.mark.parametrize(
+    "bad, error", [(signal.SIGSEGV, ValueError), (0, ValueError), ("SIGNOPE", ValueError), (1.5, TypeError)]
+)
 def test_unsuitable_wakeup_signals_are_refused(bad, error):
     with pytest.raises(error):
         sysvmq.set_wakeup_signal(bad)
@@ -223,7 +232,13 @@ def test_wakeup_signal_from_the_environment(tmp_path):
 def test_close_never_sends_a_signal_someone_else_now_handles(mq):
     other = sysvmq.MessageQueue.from_id(mq.id)
     errors = []
-    thread = threading.Thread(target=lambda: errors.append(pytest.raises(sysvmq.QueueClosedError, other.receive)))
+
+    def wait():
+        with pytest.raises(sysvmq.QueueClosedError):
+            other.receive()
+        errors.append("closed")
+
+    thread = threading.Thread(target=wait)
     thread.start()
     time.sleep(0.1)
     signum = sysvmq.wakeup_signal()

@@ -328,22 +328,27 @@ static int sysvmq_wakeup_signal(void)
 }
 
 /* Signal waiter `w` so that its system call returns EINTR: 1 if sent, 0 if it polls
- * (it sees its flags by itself), -EBUSY if no signal can reach it: the application
- * took its signal and blocks every other free one in that thread.  A signal is sent
- * only right after checking that its handler is sysvmq's.  Called with sysvmq_lock held. */
+ * (it sees its flags by itself), -EBUSY if no signal can reach it.  A signal is sent only
+ * right after checking that its handler is sysvmq's.  If the application took the
+ * waiter's signal, or a real-time one cannot be queued (RLIMIT_SIGPENDING is used up:
+ * EAGAIN), another free signal that the thread does not block serves, SIGURG and SIGWINCH
+ * first, which need no room in that allowance.  Called with sysvmq_lock held. */
 static int sysvmq_kick_waiter(struct sysvmq_waiter *w)
 {
-    int signo;
+    int i, signo;
     if (w->signo == 0)
         return 0;
-    if (sysvmq_claim_signal(w->signo) < 0) {
-        signo = sysvmq_choose_signal(&w->mask);
-        if (signo < 0 || sigismember(&w->mask, signo))
-            return -EBUSY;
-        w->signo = signo; /* unblocked in that thread all along */
+    if (sysvmq_claim_signal(w->signo) == 0 && pthread_kill(w->thread, w->signo) == 0)
+        return 1;
+    for (i = 0; (signo = sysvmq_candidate(i)) != 0; i++) {
+        if (signo == w->signo || sigismember(&w->mask, signo) || sysvmq_claim_signal(signo) < 0)
+            continue;
+        if (pthread_kill(w->thread, signo) == 0) {
+            sysvmq_signo = w->signo = signo; /* unblocked in that thread all along */
+            return 1;
+        }
     }
-    pthread_kill(w->thread, w->signo);
-    return 1;
+    return -EBUSY;
 }
 
 static void sysvmq_helper_wait_until(long long when_ns)

@@ -1,0 +1,463 @@
+"""The wake-up signal against an application that fights over signals.
+
+A blocked msgsnd/msgrcv stops waiting when sysvmq sends its thread the wake-up
+signal (a deadline, close(), a cancellation). These tests are applications that
+reset, ignore or handle that signal mid-wait, block every signal, block a
+real-time signal they consume themselves, leave no pending-signal allowance at
+all, ignore every signal, or set a bad SYSVMQ_WAKEUP_SIGNAL: timeouts and
+close() must still work, nothing is killed, and the application's signals stay
+the application's.
+
+Whatever may kill or hang the interpreter, or changes process-wide state that
+Python cannot restore (every disposition, an rlimit), runs in a child Python. A
+child works on the test's `mq` queue (it attaches by id), so a killed child never
+leaves a queue behind. Every wait is bounded: calls run in daemon threads joined
+with a timeout, children have a subprocess timeout, and a close() that could hang
+runs under a watchdog that removes the queue (which ends every blocked call).
+"""
+
+import errno
+import inspect
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import pytest
+from conftest import python_command
+
+import sysvmq
+
+DEFAULT = "default"
+REALTIME = "SIGRTMIN+3"
+
+
+class Call:
+    """fn(*args, **kwargs) running in a daemon thread, started at once.
+
+    result(within) joins it and gives (what it returned or raised, seconds it took);
+    a call still running after `within` seconds is an AssertionError.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.name = getattr(fn, "__name__", repr(fn))
+        self.outcome: Optional[Tuple[Any, float]] = None
+
+        def run() -> None:
+            start = time.monotonic()
+            try:
+                value = fn(*args, **kwargs)
+            except BaseException as e:  # handed to the test to check
+                value = e
+            self.outcome = (value, time.monotonic() - start)
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def result(self, within: float = 5.0) -> Tuple[Any, float]:
+        self.thread.join(within)
+        if self.thread.is_alive() or self.outcome is None:
+            raise AssertionError(f"{self.name} still blocked after {within} s")
+        return self.outcome
+
+
+# ---- in-process helpers ----
+
+
+def queued_signals() -> int:
+    """Signals queued for this real user id now: the first number of SigQ in /proc/self/status."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("SigQ:"):
+                return int(line.split()[1].split("/")[0])
+    raise AssertionError("no SigQ line in /proc/self/status")
+
+
+def _remove(queue_id: int) -> None:
+    try:
+        sysvmq.MessageQueue.from_id(queue_id).destroy()
+    except (sysvmq.QueueRemovedError, sysvmq.QueueNotFoundError):
+        pass
+
+
+@contextmanager
+def watchdog(queue_id: int, seconds: float = 5.0) -> Iterator[None]:
+    """Remove the queue if the block still runs after `seconds`: every call blocked on it
+    then returns (EIDRM), so a close() that cannot wake its waiters ends too."""
+    timer = threading.Timer(seconds, _remove, (queue_id,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+@contextmanager
+def wakeup_signal_restored() -> Iterator[int]:
+    """Yield the current wake-up signal; make it the wake-up signal again afterwards."""
+    original = sysvmq.wakeup_signal()
+    try:
+        yield original
+    finally:
+        sysvmq.set_wakeup_signal(original)
+
+
+@contextmanager
+def taken_by_the_application(signum: int, disposition: Any) -> Iterator[None]:
+    """Install `disposition` on `signum` as the application would; afterwards reset it to
+    SIG_DFL and make the wake-up signal what it was (sysvmq claims it again)."""
+    original = sysvmq.wakeup_signal()
+    signal.signal(signum, disposition)
+    try:
+        yield
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        sysvmq.set_wakeup_signal(original)
+
+
+# ---- child Pythons ----
+
+CHILD_PRELUDE = "\n".join(
+    [
+        "import json, os, signal, sys, threading, time",
+        "from typing import Any, Callable, Optional, Tuple",
+        inspect.getsource(Call),
+        textwrap.dedent("""
+        def report(**facts):
+            print("REPORT " + json.dumps(facts), flush=True)
+
+        def attach():
+            import sysvmq
+            return sysvmq.MessageQueue.from_id(int(sys.argv[1]))
+        """),
+    ]
+)
+
+
+def describe(done: "subprocess.CompletedProcess[str]") -> str:
+    how = f"exit status {done.returncode}"
+    if done.returncode < 0:
+        how = f"killed by signal {-done.returncode} ({signal.strsignal(-done.returncode)})"
+    return f"child {how}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+
+
+def run_child(
+    code: str,
+    args: Sequence[object] = (),
+    prefix: Sequence[str] = (),
+    env: Optional[Dict[str, str]] = None,
+    timeout: float = 30,
+) -> "subprocess.CompletedProcess[str]":
+    """Run CHILD_PRELUDE + `code` in a new Python; `args` are its sys.argv[1:]."""
+    environment = {k: v for k, v in os.environ.items() if k != "SYSVMQ_WAKEUP_SIGNAL"}
+    environment.update(env or {})
+    command = [*prefix, *python_command(CHILD_PRELUDE + textwrap.dedent(code)), *map(str, args)]
+    try:
+        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the child still ran after {timeout} s\n--- stdout\n{e.stdout!r}\n--- stderr\n{e.stderr!r}")
+
+
+def child_report(code: str, args: Sequence[object] = (), **kwargs: Any) -> Dict[str, Any]:
+    """Run a child that must exit 0 and report() once: what it reported."""
+    done = run_child(code, args, **kwargs)
+    assert done.returncode == 0, describe(done)
+    reports = [line[len("REPORT ") :] for line in done.stdout.splitlines() if line.startswith("REPORT ")]
+    assert len(reports) == 1, describe(done)
+    return json.loads(reports[0])
+
+
+# ---- R7: SIG_DFL mid-wait ----
+
+RESET_MID_WAIT = """
+    import sysvmq
+    mq = attach()
+    wakeup, which = sys.argv[2], sys.argv[3]
+    if wakeup != "default":
+        sysvmq.set_wakeup_signal(wakeup)
+    signo = sysvmq.wakeup_signal()
+    waiting = Call(mq.receive, timeout=0.5)
+    time.sleep(0.1)  # it is blocked in msgrcv, with sysvmq's handler on signo
+    if which == "every":
+        for s in signal.valid_signals():
+            try:
+                signal.signal(s, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass  # SIGKILL, SIGSTOP
+    else:
+        signal.signal(signo, signal.SIG_DFL)
+    error, elapsed = waiting.result(10)
+    report(signo=signo, error=type(error).__name__, elapsed=elapsed, now=sysvmq.wakeup_signal())
+"""
+
+
+@pytest.mark.parametrize("wakeup", [DEFAULT, REALTIME])
+def test_resetting_the_wakeup_signal_to_sig_dfl_mid_wait_never_kills(mq, wakeup):
+    facts = child_report(RESET_MID_WAIT, [mq.id, wakeup, "wakeup"])
+    expected = signal.SIGURG if wakeup == DEFAULT else signal.SIGRTMIN + 3
+    assert facts["signo"] == expected
+    assert facts["error"] == "QueueTimeoutError" and 0.5 <= facts["elapsed"] < 2.0, facts
+    assert facts["now"] == expected  # claimed again before the kick, not replaced
+
+
+@pytest.mark.parametrize("wakeup", [DEFAULT, REALTIME])
+def test_resetting_every_signal_to_sig_dfl_mid_wait_never_kills(mq, wakeup):
+    facts = child_report(RESET_MID_WAIT, [mq.id, wakeup, "every"])
+    assert facts["error"] == "QueueTimeoutError" and 0.5 <= facts["elapsed"] < 2.0, facts
+    assert facts["now"] == facts["signo"]
+
+
+# ---- R8, R9: the application takes the wake-up signal mid-wait ----
+
+
+@pytest.mark.parametrize("takeover", ["SIG_IGN", "handler"])
+def test_taking_the_wakeup_signal_mid_wait_keeps_the_deadline(mq, takeover):
+    signum = sysvmq.wakeup_signal()
+    disposition = signal.SIG_IGN if takeover == "SIG_IGN" else (lambda s, f: None)
+    waiting = Call(mq.receive, timeout=0.3)
+    time.sleep(0.1)  # blocked in msgrcv
+    with taken_by_the_application(signum, disposition):
+        error, elapsed = waiting.result(5)
+        now = sysvmq.wakeup_signal()
+    assert isinstance(error, sysvmq.QueueTimeoutError), error
+    assert 0.3 <= elapsed < 2.0
+    assert now != signum  # woken with another free signal
+
+
+def test_an_application_handler_on_the_wakeup_signal_is_never_called(mq):
+    signum = sysvmq.wakeup_signal()
+    calls: List[int] = []
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    first = Call(mq.receive, timeout=0.3)
+    time.sleep(0.1)  # blocked in msgrcv
+    with taken_by_the_application(signum, lambda s, f: calls.append(s)):
+        error, _ = first.result(5)
+        later = [Call(mq.receive, timeout=0.05 * (i + 1)) for i in range(4)]
+        later_errors = [call.result(5)[0] for call in later]
+        blocked = Call(other.receive)
+        time.sleep(0.1)
+        with watchdog(mq.id):
+            other.close()
+        closed, _ = blocked.result(5)
+        time.sleep(0.05)  # the main thread runs any Python handler a signal tripped
+    assert calls == []
+    assert isinstance(error, sysvmq.QueueTimeoutError), error
+    assert all(isinstance(e, sysvmq.QueueTimeoutError) for e in later_errors), later_errors
+    assert isinstance(closed, sysvmq.QueueClosedError), closed
+
+
+# ---- R10, R11: threads that block every signal ----
+
+
+@pytest.mark.parametrize("wakeup", [DEFAULT, "SIGRTMIN+5"])
+def test_a_thread_that_blocks_every_signal_between_waits_is_woken_by_close(mq, wakeup):
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    seen: Dict[str, Any] = {}
+    second_wait = threading.Event()
+
+    def waiter() -> None:
+        try:
+            other.receive(timeout=0.05)
+        except sysvmq.QueueTimeoutError as e:
+            seen["first"] = e
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        second_wait.set()
+        try:
+            other.receive()
+        except BaseException as e:  # checked below
+            seen["second"] = e
+        seen["queued"] = queued_signals()  # still alive with everything blocked: none flushed
+
+    with wakeup_signal_restored():
+        if wakeup != DEFAULT:
+            sysvmq.set_wakeup_signal(wakeup)
+        before = queued_signals()
+        thread = threading.Thread(target=waiter, daemon=True)
+        thread.start()
+        assert second_wait.wait(5)
+        time.sleep(0.1)  # blocked in msgrcv
+        start = time.monotonic()
+        with watchdog(mq.id):
+            other.close()
+        closing = time.monotonic() - start
+        thread.join(5)
+    assert not thread.is_alive()
+    assert isinstance(seen.get("first"), sysvmq.QueueTimeoutError), seen
+    assert isinstance(seen.get("second"), sysvmq.QueueClosedError), seen
+    assert closing < 2.0
+    assert seen["queued"] - before <= 10, (before, seen["queued"])
+
+
+def test_changing_the_wakeup_signal_while_a_masked_thread_waits_lets_close_wake_it(mq):
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    masked = threading.Event()
+
+    def waiter() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        masked.set()
+        other.receive()
+
+    with wakeup_signal_restored() as original:
+        waiting = Call(waiter)
+        assert masked.wait(5)
+        time.sleep(0.1)  # blocked in msgrcv with `original` unblocked
+        new = signal.SIGRTMIN + 4
+        assert new != original and sysvmq.set_wakeup_signal(new) == new
+        start = time.monotonic()
+        with watchdog(mq.id):
+            other.close()
+        closing = time.monotonic() - start
+        error, _ = waiting.result(5)
+    assert isinstance(error, sysvmq.QueueClosedError), error
+    assert closing < 2.0
+
+
+# ---- R12: a real-time signal the application consumes itself ----
+
+
+def test_a_realtime_signal_the_application_blocks_is_never_taken_nor_swallowed(mq):
+    facts = child_report(
+        """
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGRTMAX})  # before sysvmq: every thread inherits it
+        # The application has SIGURG and SIGWINCH too, so SIGRTMAX would be sysvmq's next choice.
+        signal.signal(signal.SIGURG, signal.SIG_IGN)
+        signal.signal(signal.SIGWINCH, signal.SIG_IGN)
+        import sysvmq
+        mq = attach()
+        stop = threading.Event()
+
+        def wait_again_and_again():
+            timeouts = 0
+            while not stop.is_set():
+                try:
+                    mq.receive(timeout=0.01)
+                except sysvmq.QueueTimeoutError:
+                    timeouts += 1
+            return timeouts
+
+        waiters = [Call(wait_again_and_again) for _ in range(3)]
+        time.sleep(0.05)
+        for _ in range(200):
+            os.kill(os.getpid(), signal.SIGRTMAX)
+        time.sleep(0.2)  # the waiters enter and leave msgrcv many times while all 200 are pending
+        received = 0
+        while received < 250 and signal.sigtimedwait([signal.SIGRTMAX], 1.0) is not None:
+            received += 1
+        stop.set()
+        outcomes = [call.result(5)[0] for call in waiters]
+        report(received=received, wakeup=sysvmq.wakeup_signal(), outcomes=[repr(o) for o in outcomes])
+    """,
+        [mq.id],
+    )
+    assert facts["received"] == 200
+    assert facts["wakeup"] not in (signal.SIGRTMAX, signal.SIGURG, signal.SIGWINCH), facts
+    assert all(o.isdigit() and int(o) > 0 for o in facts["outcomes"]), facts  # every wait timed out
+
+
+# ---- R13: no pending-signal allowance (RLIMIT_SIGPENDING = 0) ----
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+@pytest.mark.parametrize("wakeup", [DEFAULT, REALTIME])
+def test_timeouts_work_with_no_pending_signal_allowance(mq, wakeup):
+    facts = child_report(
+        """
+        import sysvmq
+        mq = attach()
+        if sys.argv[2] != "default":
+            sysvmq.set_wakeup_signal(sys.argv[2])
+        received, receiving = Call(mq.receive, timeout=0.2).result(5)
+        mq.set(max_bytes=4)
+        mq.send(b"full")
+        sent, sending = Call(mq.send, b"x", timeout=0.2).result(5)
+        report(receive=type(received).__name__, receiving=receiving, send=type(sent).__name__, sending=sending)
+    """,
+        [mq.id, wakeup],
+        prefix=[shutil.which("prlimit") or "prlimit", "--sigpending=0", "--"],
+    )
+    assert facts["receive"] == "QueueTimeoutError" and 0.2 <= facts["receiving"] < 2.0, facts
+    assert facts["send"] == "QueueTimeoutError" and 0.2 <= facts["sending"] < 2.0, facts
+
+
+# ---- R14: every signal ignored ----
+
+
+def test_with_every_signal_ignored_calls_poll_and_timeouts_and_close_still_work(mq):
+    facts = child_report(
+        """
+        for s in signal.valid_signals():
+            try:
+                signal.signal(s, signal.SIG_IGN)
+            except (OSError, ValueError):
+                pass  # SIGKILL, SIGSTOP
+        import sysvmq
+        mq = attach()
+        try:
+            claimable = sysvmq.wakeup_signal()
+        except sysvmq.SysVMQError as e:
+            claimable = e.errno
+
+        waiting = Call(mq.receive)
+        time.sleep(0.2)
+        mq.send(b"late")
+        message, _ = waiting.result(5)
+
+        timed_out, timing = Call(mq.receive, timeout=0.2).result(5)
+
+        other = sysvmq.MessageQueue.from_id(mq.id)
+        blocked = Call(other.receive)
+        time.sleep(0.1)
+        start = time.monotonic()
+        closed, _ = Call(other.close).result(5)
+        woken, _ = blocked.result(5)
+        report(claimable=claimable, message=repr(message), timed_out=type(timed_out).__name__, timing=timing,
+               closed=repr(closed), woken=type(woken).__name__, waking=time.monotonic() - start)
+    """,
+        [mq.id],
+    )
+    assert facts["claimable"] == errno.EBUSY, facts  # no signal at all: the calls really poll
+    assert facts["message"] == repr(b"late"), facts
+    assert facts["timed_out"] == "QueueTimeoutError" and 0.2 <= facts["timing"] < 2.0, facts
+    assert facts["closed"] == "None" and facts["woken"] == "QueueClosedError", facts
+    assert facts["waking"] < 2.0, facts
+
+
+# ---- R15: a bad SYSVMQ_WAKEUP_SIGNAL ----
+
+BOGUS = {"SYSVMQ_WAKEUP_SIGNAL": "bogus"}
+
+
+def test_a_bad_wakeup_signal_in_the_environment_fails_at_the_first_handle_not_at_import():
+    imported = run_child("import sysvmq\n", env=BOGUS)
+    assert imported.returncode == 0 and imported.stderr == "", describe(imported)
+    facts = child_report(
+        """
+        import sysvmq
+        try:
+            made = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
+        except ValueError as e:
+            report(error=str(e))
+        else:
+            made.destroy()
+            report(error=None)
+    """,
+        env=BOGUS,
+    )
+    assert facts["error"] is not None, "the handle opened despite SYSVMQ_WAKEUP_SIGNAL=bogus"
+    assert "SYSVMQ_WAKEUP_SIGNAL" in facts["error"] and "\n" not in facts["error"], facts
+
+
+@pytest.mark.parametrize("command", ["ls", "limits"])
+def test_a_bad_wakeup_signal_in_the_environment_leaves_commands_that_open_no_handle_alone(command):
+    script = os.path.join(os.path.dirname(sys.executable), "sysvmq")
+    environment = {**os.environ, **BOGUS}
+    done = subprocess.run([script, command], env=environment, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, describe(done)

@@ -1,22 +1,31 @@
 """Build sysvmq._sysvmq_cffi: cffi out-of-line API mode over <sys/msg.h>.
 
-The declarations live in build_sysvmq.h and the C shim in build_sysvmq.c, so
-struct layouts and constants come from the platform headers at compile time.
+The C side lives in csrc/: api.h is the cdef (what Python may call), types.h the
+structs both sides share, and shim.c includes the parts (compat.h, wakeup.c, wait.c,
+ops.c, control.c) into one translation unit. Struct layouts and constants come from
+the platform headers at compile time.
 """
 
 import pathlib
-import sys
 
 from cffi import FFI
 
-HERE = pathlib.Path(__file__).resolve().parent
+CSRC = pathlib.Path(__file__).resolve().parent / "csrc"
+
+
+def cdef() -> str:
+    """api.h with types.h in place of its include line: cffi's parser takes no #include."""
+    types = (CSRC / "types.h").read_text()
+    return (CSRC / "api.h").read_text().replace('#include "types.h"\n', types)
+
 
 ffibuilder = FFI()
-ffibuilder.cdef((HERE / "build_sysvmq.h").read_text())
+ffibuilder.cdef(cdef())
 ffibuilder.set_source(
     "sysvmq._sysvmq_cffi",
-    (HERE / "build_sysvmq.c").read_text(),
-    libraries=["rt"] if sys.platform.startswith("linux") else [],
+    '#include "shim.c"\n',
+    include_dirs=[str(CSRC)],
+    depends=sorted(str(path) for path in CSRC.iterdir() if path.suffix in (".c", ".h")),
     extra_compile_args=["-Wall", "-Wextra"],
 )
 

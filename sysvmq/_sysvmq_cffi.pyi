@@ -1,4 +1,4 @@
-# Types of the compiled module built by build_sysvmq.py; keep in step with build_sysvmq.h.
+# Types of the compiled module built by build_sysvmq.py; keep in step with csrc/api.h (tests/test_stub.py checks).
 from typing import Any
 
 class _FFI:

@@ -1,4 +1,4 @@
-/* The C interface of sysvmq._sysvmq_cffi: what Python may call.
+/* The C interface of sysvmq._sysvmq_cffi: what Python may call (the cdef).
  *
  * Every `...` is filled in by the compiler from the platform headers, so no
  * width, offset or constant value is copied here.  Shim functions return
@@ -51,25 +51,7 @@ struct msginfo {
     ...;
 };
 
-/* The buffer msgsnd/msgrcv read and write: the type, then the payload. */
-struct sysvmq_msgbuf {
-    long mtype;
-    char mtext[];
-};
-
-/* One queue handle of this process; owned by Python (ffi.new). */
-typedef struct {
-    int id;
-    int closed;      /* set by sysvmq_close */
-    size_t max_size; /* the payload room of the buffers handed to sysvmq_take */
-    key_t key;       /* the queue's key, checked before a call waits if key_known */
-    int key_known;
-} sysvmq_handle;
-
-/* Lets another thread stop one blocking call (asyncio cancellation). */
-typedef struct {
-    int cancelled;
-} sysvmq_token;
+#include "types.h"
 
 #define IPC_PRIVATE ...
 #define IPC_CREAT ...

@@ -1,0 +1,239 @@
+/* The operations Python calls: open, send, receive, await, batches. */
+
+/* Sends up to this size are assembled on the stack, larger ones in malloc'd memory. */
+#define SYSVMQ_STACK_PAYLOAD 16384
+/* Timeouts this long or longer mean "no deadline" (about 146 years). */
+#define SYSVMQ_FOREVER_NS (1LL << 62)
+
+/* Before a call waits: -EIDRM if the handle's id now names another queue (the kernel
+ * reused it after the handle's queue was removed), -EMSGSIZE if a message of `len`
+ * bytes can never fit in the queue (a blocking send would sleep forever), an error
+ * for a removed queue, else 0.  Without read permission nothing can be checked: 0. */
+static int sysvmq_check_queue(const sysvmq_handle *h, size_t len)
+{
+    struct msqid_ds ds;
+    if (msgctl(h->id, IPC_STAT, &ds) < 0)
+        return errno == EACCES ? 0 : -errno;
+    if (h->key_known && (key_t)sysvmq_perm_key(&ds) != h->key)
+        return -EIDRM;
+    return len > (size_t)ds.msg_qbytes ? -EMSGSIZE : 0;
+}
+
+/* Send the message in `op` (already assembled) as sysvmq_send describes. */
+static long sysvmq_send_op(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
+                           long long deadline_ns, sysvmq_token *token)
+{
+    long r = sysvmq_attempt(op, flags | IPC_NOWAIT);
+    if (r != -EAGAIN)
+        return r;
+    r = sysvmq_check_queue(h, op->size);
+    if (r < 0)
+        return r;
+    if (flags & IPC_NOWAIT)
+        return -EAGAIN;
+    return sysvmq_wait(h, op, flags, deadline_ns, token);
+}
+
+static int sysvmq_get(key_t key, int flags)
+{
+    int r = msgget(key, flags);
+    return r < 0 ? -errno : r;
+}
+
+/* A buffer for one outgoing message of `len` bytes: `stack` when it fits. */
+static struct sysvmq_msgbuf *sysvmq_send_buffer(long *stack, size_t len)
+{
+    if (len <= SYSVMQ_STACK_PAYLOAD)
+        return (struct sysvmq_msgbuf *)stack;
+    return malloc(offsetof(struct sysvmq_msgbuf, mtext) + len);
+}
+
+static int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t len, int flags,
+                       long long deadline_ns, sysvmq_token *token)
+{
+    long stack[1 + SYSVMQ_STACK_PAYLOAD / sizeof(long)];
+    struct sysvmq_op op;
+    long r;
+    if (mtype < 1)
+        return -EDOM;
+    if (sysvmq_is_closed(h))
+        return -EBADF;
+    op.send = 1;
+    op.id = h->id;
+    op.size = len;
+    op.msgtyp = 0;
+    op.buf = sysvmq_send_buffer(stack, len);
+    if (op.buf == NULL)
+        return -ENOMEM;
+    op.buf->mtype = mtype;
+    memcpy(op.buf->mtext, data, len);
+    r = sysvmq_send_op(h, &op, flags, deadline_ns, token);
+    if ((void *)op.buf != (void *)stack)
+        free(op.buf);
+    return (int)r;
+}
+
+/* The message buffer whose payload area starts at `text`. */
+static struct sysvmq_msgbuf *sysvmq_buffer_of(char *text)
+{
+    return (struct sysvmq_msgbuf *)(void *)(text - offsetof(struct sysvmq_msgbuf, mtext));
+}
+
+/* An msgrcv of up to `cap` payload bytes into `buf`. */
+static void sysvmq_receiving(struct sysvmq_op *op, const sysvmq_handle *h, struct sysvmq_msgbuf *buf,
+                             size_t cap, long msgtyp)
+{
+    op->send = 0;
+    op->id = h->id;
+    op->buf = buf;
+    op->size = cap;
+    op->msgtyp = msgtyp;
+}
+
+static long sysvmq_receive_op(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t cap, long msgtyp,
+                              int flags, long long deadline_ns, sysvmq_token *token)
+{
+    struct sysvmq_op op;
+    long r = sysvmq_stopped(h, token);
+    if (r < 0)
+        return r;
+    sysvmq_receiving(&op, h, buf, cap, msgtyp);
+    r = sysvmq_attempt(&op, flags | IPC_NOWAIT);
+    if (r != -ENOMSG || (flags & IPC_NOWAIT))
+        return r;
+    r = sysvmq_check_queue(h, 0);
+    return r < 0 ? r : sysvmq_wait(h, &op, flags, deadline_ns, token);
+}
+
+static long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int flags,
+                           long long deadline_ns, sysvmq_token *token, char *dest)
+{
+    struct sysvmq_msgbuf *buf = sysvmq_buffer_of(text);
+    long r = sysvmq_receive_op(h, buf, cap, msgtyp, flags, deadline_ns, token);
+    if (r > 0 && dest != NULL)
+        memcpy(dest, buf->mtext, (size_t)r);
+    return r;
+}
+
+static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
+                         sysvmq_token *token)
+{
+    long header[2];
+    struct sysvmq_msgbuf *buf = (struct sysvmq_msgbuf *)(void *)header;
+    struct sysvmq_op back;
+    /* Without MSG_NOERROR a zero-byte buffer takes nothing longer than zero bytes: E2BIG. */
+    long r = sysvmq_receive_op(h, buf, 0, msgtyp, flags & ~MSG_NOERROR, deadline_ns, token);
+    if (r == -E2BIG)
+        return 0;
+    if (r != 0)
+        return r;
+    /* A zero-length message fits and was taken: put it back before anything else runs. */
+    back.send = 1;
+    back.id = h->id;
+    back.buf = buf;
+    back.size = 0;
+    back.msgtyp = 0;
+    do
+        r = sysvmq_attempt(&back, 0);
+    while (r == -EINTR);
+    return r;
+}
+
+static long sysvmq_take(sysvmq_handle *h, char *text, long msgtyp)
+{
+    return sysvmq_receive_op(h, sysvmq_buffer_of(text), h->max_size, msgtyp, 0, -1, NULL);
+}
+
+static long sysvmq_take_within(sysvmq_handle *h, char *text, long msgtyp, double timeout,
+                               long long *deadline_ns)
+{
+    struct sysvmq_op op;
+    long r;
+    if (!(timeout >= 0))
+        return -EDOM; /* negative or NaN */
+    if (sysvmq_is_closed(h))
+        return -EBADF;
+    sysvmq_receiving(&op, h, sysvmq_buffer_of(text), h->max_size, msgtyp);
+    r = sysvmq_attempt(&op, IPC_NOWAIT);
+    if (r != -ENOMSG)
+        return r;
+    /* Only a call that has to wait needs its deadline. */
+    *deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS ? -1 : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
+    r = sysvmq_check_queue(h, 0);
+    return r < 0 ? r : sysvmq_wait(h, &op, 0, *deadline_ns, NULL);
+}
+
+static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, const size_t *lens,
+                            size_t count, int flags, long long deadline_ns, sysvmq_token *token,
+                            size_t *sent)
+{
+    long stack[1 + SYSVMQ_STACK_PAYLOAD / sizeof(long)];
+    struct sysvmq_op op;
+    size_t i, offset = 0, largest = 0;
+    long r = 0;
+    if (mtype < 1)
+        return -EDOM;
+    if (sysvmq_is_closed(h))
+        return -EBADF;
+    for (i = 0; i < count; i++) {
+        if (i < *sent)
+            offset += lens[i];
+        else if (lens[i] > largest)
+            largest = lens[i];
+    }
+    op.send = 1;
+    op.id = h->id;
+    op.msgtyp = 0;
+    op.buf = sysvmq_send_buffer(stack, largest);
+    if (op.buf == NULL)
+        return -ENOMEM;
+    for (i = *sent; i < count; i++) {
+        op.buf->mtype = mtype;
+        op.size = lens[i];
+        memcpy(op.buf->mtext, data + offset, lens[i]);
+        r = sysvmq_send_op(h, &op, flags, deadline_ns, token);
+        if (r < 0)
+            break;
+        offset += lens[i];
+        *sent = i + 1;
+    }
+    if ((void *)op.buf != (void *)stack)
+        free(op.buf);
+    return r < 0 ? (int)r : 0;
+}
+
+static int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len)
+{
+    return sysvmq_send(h, mtype, data, len, 0, -1, NULL);
+}
+
+static long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size_t cap, long msgtyp,
+                                int flags, long long deadline_ns, sysvmq_token *token,
+                                size_t max_count, size_t *offsets, size_t *lens, long *types)
+{
+    const size_t header = offsetof(struct sysvmq_msgbuf, mtext);
+    struct sysvmq_op op;
+    size_t n = 0, pos = 0;
+    long r;
+    while (n < max_count) {
+        pos = (pos + sizeof(long) - 1) / sizeof(long) * sizeof(long);
+        if (pos > outcap || outcap - pos < header + cap)
+            break;
+        sysvmq_receiving(&op, h, (struct sysvmq_msgbuf *)(void *)(out + pos), cap, msgtyp);
+        if (n == 0) {
+            r = sysvmq_receive_op(h, op.buf, cap, msgtyp, flags, deadline_ns, token);
+            if (r < 0)
+                return r;
+        } else {
+            r = sysvmq_attempt(&op, flags | IPC_NOWAIT);
+            if (r < 0)
+                break; /* whatever stopped the batch is reported by the next call */
+        }
+        offsets[n] = pos + header;
+        lens[n] = (size_t)r;
+        types[n] = op.buf->mtype;
+        pos += header + (size_t)r;
+        n++;
+    }
+    return n > 0 ? (long)n : -EINVAL;
+}

@@ -1,0 +1,22 @@
+/* The structs Python and C share.  Read by the cdef (build_sysvmq.py) and by the C,
+ * so they are written once; plain declarations only, which both can parse. */
+
+/* The buffer msgsnd/msgrcv read and write: the type, then the payload. */
+struct sysvmq_msgbuf {
+    long mtype;
+    char mtext[];
+};
+
+/* One queue handle of this process; owned by Python (ffi.new). */
+typedef struct {
+    int id;
+    int closed;      /* set by sysvmq_close */
+    size_t max_size; /* the payload room of the buffers handed to sysvmq_take */
+    key_t key;       /* the queue's key, checked before a call waits if key_known */
+    int key_known;
+} sysvmq_handle;
+
+/* Lets another thread stop one blocking call (asyncio cancellation). */
+typedef struct {
+    int cancelled;
+} sysvmq_token;

@@ -1,0 +1,137 @@
+/* One system call, and waiting for one: an attempt, and a blocking attempt made as a
+ * registered waiter (or by polling when no signal can reach the thread). */
+
+/* A call that no signal can interrupt tries again after 50 us, then at most every 2 ms. */
+#define SYSVMQ_POLL_MIN_NS 50000LL
+#define SYSVMQ_POLL_MAX_NS 2000000LL
+
+struct sysvmq_op {
+    int send; /* 1: msgsnd, 0: msgrcv */
+    int id;
+    struct sysvmq_msgbuf *buf;
+    size_t size;
+    long msgtyp;
+};
+
+static long sysvmq_attempt(const struct sysvmq_op *op, int flags)
+{
+    long r;
+    if (op->send)
+        r = msgsnd(op->id, op->buf, op->size, flags);
+    else
+        r = (long)msgrcv(op->id, op->buf, op->size, op->msgtyp, flags);
+    return r < 0 ? -errno : r;
+}
+
+/* Why a waiting call ends early: -EBADF (closed), -ECANCELED (its token), or 0. */
+static long sysvmq_stopped(sysvmq_handle *h, const sysvmq_token *token)
+{
+    if (sysvmq_is_closed(h))
+        return -EBADF;
+    if (token != NULL && __atomic_load_n(&token->cancelled, __ATOMIC_ACQUIRE))
+        return -ECANCELED;
+    return 0;
+}
+
+/* No signal can interrupt this call (none is free, or no helper thread could start):
+ * try again with IPC_NOWAIT at growing intervals, up to SYSVMQ_POLL_MAX_NS. */
+static long sysvmq_poll(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
+                        long long deadline_ns, sysvmq_token *token)
+{
+    const long nothing = op->send ? -EAGAIN : -ENOMSG;
+    long long pause = SYSVMQ_POLL_MIN_NS;
+    for (;;) {
+        long r = sysvmq_attempt(op, flags | IPC_NOWAIT);
+        struct timespec ts;
+        if (r != nothing)
+            return r;
+        r = sysvmq_stopped(h, token);
+        if (r < 0)
+            return r;
+        if (deadline_ns >= 0) {
+            long long left = deadline_ns - sysvmq_monotonic_ns();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            if (left < pause)
+                pause = left;
+        }
+        ts = sysvmq_timespec(pause);
+        if (nanosleep(&ts, NULL) < 0 && errno == EINTR)
+            return -EINTR; /* a handler of the application's: let Python run it */
+        pause = pause * 2 < SYSVMQ_POLL_MAX_NS ? pause * 2 : SYSVMQ_POLL_MAX_NS;
+    }
+}
+
+/* The IPC_NOWAIT attempt found no message (or no room): block as a registered
+ * waiter until the operation completes, the deadline passes, the handle is
+ * closed, the token is cancelled or another signal arrives. */
+static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
+                        long long deadline_ns, sysvmq_token *token)
+{
+    struct sysvmq_waiter w;
+    sigset_t set;
+    long r;
+    int signo = 0, unblocked = 0;
+
+    if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
+        return -ETIMEDOUT;
+    pthread_once(&sysvmq_once, sysvmq_init);
+    /* The mask is read every time: the application may change it between calls. */
+    sigemptyset(&w.mask);
+    pthread_sigmask(SIG_BLOCK, NULL, &w.mask);
+    w.thread = pthread_self();
+    w.handle = h;
+    w.token = token;
+    w.kick_ns = -1;
+    pthread_mutex_lock(&sysvmq_lock);
+    r = sysvmq_stopped(h, token);
+    if (r == 0) {
+        signo = sysvmq_current_signal(&w.mask);
+        if (signo < 0)
+            signo = 0;
+        if (signo != 0 && deadline_ns >= 0) {
+            if (sysvmq_start_helper() == 0) {
+                w.kick_ns = deadline_ns;
+                pthread_cond_signal(&sysvmq_helper_cond);
+            } else {
+                signo = 0;
+            }
+        }
+        w.signo = signo;
+        w.prev = sysvmq_waiters.prev;
+        w.next = &sysvmq_waiters;
+        sysvmq_waiters.prev->next = &w;
+        sysvmq_waiters.prev = &w;
+    }
+    pthread_mutex_unlock(&sysvmq_lock);
+    if (r < 0)
+        return r;
+
+    if (signo == 0) {
+        r = sysvmq_poll(h, op, flags, deadline_ns, token);
+    } else {
+        /* Unblocked only while this thread sleeps in the kernel, whatever its mask. */
+        unblocked = sigismember(&w.mask, signo);
+        sigemptyset(&set);
+        sigaddset(&set, signo);
+        if (unblocked)
+            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        r = sysvmq_attempt(op, flags);
+        if (unblocked)
+            pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+
+    pthread_mutex_lock(&sysvmq_lock);
+    w.prev->next = w.next;
+    w.next->prev = w.prev;
+    pthread_mutex_unlock(&sysvmq_lock);
+
+    if (r == -EINTR) {
+        long stop = sysvmq_stopped(h, token);
+        if (stop < 0)
+            r = stop;
+        else if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
+            r = -ETIMEDOUT;
+    }
+    return r;
+}

@@ -1,0 +1,317 @@
+/* The wake-up machinery: the registry of threads blocked in a call, the wake-up
+ * signal (chosen, claimed, checked before every use), the helper thread that keeps
+ * deadlines, and close() / cancel(), which wake the waiters of a handle or a token. */
+
+/* A wake-up signal can arrive just before the thread enters the system call and be
+ * lost; whoever wakes a waiter repeats the signal at this interval until it leaves. */
+#define SYSVMQ_REFIRE_NS 1000000LL
+#define SYSVMQ_CLOSE_POLL_NS 200000LL
+/* The helper thread's stack: it calls nothing deep. */
+#define SYSVMQ_HELPER_STACK (64 * 1024)
+
+struct sysvmq_waiter {
+    struct sysvmq_waiter *prev, *next;
+    pthread_t thread;
+    sysvmq_handle *handle;
+    sysvmq_token *token;
+    long long kick_ns; /* helper thread: when to signal this waiter next; -1 never */
+    int signo;         /* the signal it waits with unblocked; 0: none, it polls */
+    sigset_t mask;     /* the thread's own signal mask, as the application set it */
+};
+
+static pthread_mutex_t sysvmq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sysvmq_helper_cond;
+static struct sysvmq_waiter sysvmq_waiters = {&sysvmq_waiters, &sysvmq_waiters, 0, NULL, NULL, -1, 0, {{0}}};
+static pthread_once_t sysvmq_once = PTHREAD_ONCE_INIT;
+static int sysvmq_signo; /* the wake-up signal; 0 until chosen */
+static int sysvmq_helper_running;
+
+static void sysvmq_wake_handler(int signo)
+{
+    /* Its only work is to make the system call return EINTR. */
+    (void)signo;
+}
+
+static void sysvmq_init_helper_cond(void)
+{
+#if defined(__APPLE__)
+    pthread_cond_init(&sysvmq_helper_cond, NULL);
+#else
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&sysvmq_helper_cond, &attr);
+    pthread_condattr_destroy(&attr);
+#endif
+}
+
+static void sysvmq_atfork_prepare(void)
+{
+    pthread_mutex_lock(&sysvmq_lock);
+}
+
+static void sysvmq_atfork_parent(void)
+{
+    pthread_mutex_unlock(&sysvmq_lock);
+}
+
+static void sysvmq_atfork_child(void)
+{
+    /* Only the forking thread lives on, and it is inside no call. */
+    sysvmq_waiters.prev = sysvmq_waiters.next = &sysvmq_waiters;
+    sysvmq_helper_running = 0;
+    sysvmq_init_helper_cond();
+    pthread_mutex_unlock(&sysvmq_lock);
+}
+
+static void sysvmq_init(void)
+{
+    sysvmq_init_helper_cond();
+    pthread_atfork(sysvmq_atfork_prepare, sysvmq_atfork_parent, sysvmq_atfork_child);
+}
+
+/* The signals sysvmq may choose by itself, best first: SIGURG and SIGWINCH are ignored by
+ * default, so a wake-up that meets a disposition the application reset to SIG_DFL is
+ * dropped instead of killing the process; real-time signals only when both are taken. */
+static int sysvmq_candidate(int i)
+{
+    if (i == 0)
+        return SIGURG;
+    if (i == 1)
+        return SIGWINCH;
+#ifdef SIGRTMIN
+    if (i - 2 <= SIGRTMAX - SIGRTMIN)
+        return SIGRTMAX - (i - 2);
+#endif
+    return 0;
+}
+
+static int sysvmq_signal_allowed(int signo)
+{
+#ifdef SIGRTMIN
+    if (signo >= SIGRTMIN && signo <= SIGRTMAX)
+        return 1;
+#endif
+    return signo == SIGURG || signo == SIGWINCH || signo == SIGUSR1 || signo == SIGUSR2;
+}
+
+/* Make `signo` run sysvmq_wake_handler: 0, or -EBUSY if the application handles or
+ * ignores it.  Called with sysvmq_lock held. */
+static int sysvmq_claim_signal(int signo)
+{
+    struct sigaction current, mine;
+    if (sigaction(signo, NULL, &current) < 0)
+        return -errno;
+    if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == sysvmq_wake_handler)
+        return 0;
+    if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL)
+        return -EBUSY;
+    memset(&mine, 0, sizeof mine);
+    mine.sa_handler = sysvmq_wake_handler;
+    sigemptyset(&mine.sa_mask);
+    /* Other system calls that a late wake-up interrupts just restart. */
+    mine.sa_flags = SA_RESTART;
+    if (sigaction(signo, &mine, NULL) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Choose and claim a wake-up signal for a thread whose mask is `blocked`: the first
+ * candidate that is free and that the thread has not blocked (a blocked signal may be
+ * one the application takes with sigwait or signalfd).  A thread that blocks every
+ * candidate blocks everything, not one signal on purpose: then the first free one.
+ * The signal, or -EBUSY.  Called with sysvmq_lock held. */
+static int sysvmq_choose_signal(const sigset_t *blocked)
+{
+    int pass, i, signo;
+    for (pass = 0; pass < 2; pass++) {
+        int unblocked = 0;
+        for (i = 0; (signo = sysvmq_candidate(i)) != 0; i++) {
+            if (pass == 0 && sigismember(blocked, signo))
+                continue;
+            unblocked++;
+            if (sysvmq_claim_signal(signo) == 0) {
+                sysvmq_signo = signo;
+                return signo;
+            }
+        }
+        if (unblocked > 0)
+            break;
+    }
+    return -EBUSY;
+}
+
+/* The wake-up signal for a thread whose mask is `blocked`, claimed again if the
+ * application reset it to SIG_DFL, another one if it took it: the signal, or -EBUSY.
+ * Called with sysvmq_lock held. */
+static int sysvmq_current_signal(const sigset_t *blocked)
+{
+    if (sysvmq_signo != 0 && sysvmq_claim_signal(sysvmq_signo) == 0)
+        return sysvmq_signo;
+    return sysvmq_choose_signal(blocked);
+}
+
+static int sysvmq_set_wakeup_signal(int signo)
+{
+    int r;
+    sigset_t none;
+    pthread_once(&sysvmq_once, sysvmq_init);
+    pthread_mutex_lock(&sysvmq_lock);
+    if (signo == 0) {
+        sigemptyset(&none);
+        pthread_sigmask(SIG_BLOCK, NULL, &none);
+        r = sysvmq_current_signal(&none);
+    } else if (!sysvmq_signal_allowed(signo)) {
+        r = -EINVAL;
+    } else {
+        r = sysvmq_claim_signal(signo);
+        if (r == 0)
+            r = sysvmq_signo = signo;
+    }
+    pthread_mutex_unlock(&sysvmq_lock);
+    return r;
+}
+
+static int sysvmq_wakeup_signal(void)
+{
+    int signo;
+    pthread_mutex_lock(&sysvmq_lock);
+    signo = sysvmq_signo;
+    pthread_mutex_unlock(&sysvmq_lock);
+    return signo;
+}
+
+/* Signal waiter `w` so that its system call returns EINTR: 1 if sent, 0 if it polls
+ * (it sees its flags by itself), -EBUSY if no signal can reach it.  A signal is sent only
+ * right after checking that its handler is sysvmq's.  If the application took the
+ * waiter's signal, or a real-time one cannot be queued (RLIMIT_SIGPENDING is used up:
+ * EAGAIN), another free signal that the thread does not block serves, SIGURG and SIGWINCH
+ * first, which need no room in that allowance.  Called with sysvmq_lock held. */
+static int sysvmq_kick_waiter(struct sysvmq_waiter *w)
+{
+    int i, signo;
+    if (w->signo == 0)
+        return 0;
+    if (sysvmq_claim_signal(w->signo) == 0 && pthread_kill(w->thread, w->signo) == 0)
+        return 1;
+    for (i = 0; (signo = sysvmq_candidate(i)) != 0; i++) {
+        if (signo == w->signo || sigismember(&w->mask, signo) || sysvmq_claim_signal(signo) < 0)
+            continue;
+        if (pthread_kill(w->thread, signo) == 0) {
+            sysvmq_signo = w->signo = signo; /* unblocked in that thread all along */
+            return 1;
+        }
+    }
+    return -EBUSY;
+}
+
+static void sysvmq_helper_wait_until(long long when_ns)
+{
+#if defined(__APPLE__)
+    struct timespec rel = sysvmq_timespec(when_ns - sysvmq_monotonic_ns());
+    if (rel.tv_sec >= 0)
+        pthread_cond_timedwait_relative_np(&sysvmq_helper_cond, &sysvmq_lock, &rel);
+#else
+    struct timespec abs = sysvmq_timespec(when_ns);
+    pthread_cond_timedwait(&sysvmq_helper_cond, &sysvmq_lock, &abs);
+#endif
+}
+
+/* Signal each timed waiter at its deadline, then every SYSVMQ_REFIRE_NS until it has
+ * left its call (a signal that lands just before the thread enters the kernel is lost). */
+static void *sysvmq_helper_main(void *unused)
+{
+    struct sysvmq_waiter *w;
+    (void)unused;
+#if defined(PR_SET_TIMERSLACK)
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); /* wake at the deadline, not 50 us later */
+#endif
+    pthread_mutex_lock(&sysvmq_lock);
+    for (;;) {
+        long long now = sysvmq_monotonic_ns(), next = LLONG_MAX;
+        for (w = sysvmq_waiters.next; w != &sysvmq_waiters; w = w->next) {
+            if (w->kick_ns < 0)
+                continue;
+            if (w->kick_ns <= now) {
+                sysvmq_kick_waiter(w);
+                w->kick_ns = now + SYSVMQ_REFIRE_NS;
+            }
+            if (w->kick_ns < next)
+                next = w->kick_ns;
+        }
+        if (next == LLONG_MAX)
+            pthread_cond_wait(&sysvmq_helper_cond, &sysvmq_lock);
+        else
+            sysvmq_helper_wait_until(next);
+    }
+    return NULL;
+}
+
+/* Called with sysvmq_lock held: 0, or -errno if the helper could not start. */
+static int sysvmq_start_helper(void)
+{
+    pthread_t thread;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int r;
+    if (sysvmq_helper_running)
+        return 0;
+    /* The helper must never run signal handlers, Python's or sysvmq's. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, SYSVMQ_HELPER_STACK);
+    r = pthread_create(&thread, &attr, sysvmq_helper_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        return -r;
+    sysvmq_helper_running = 1;
+    return 0;
+}
+
+/* Signal every waiter of `h` (or using `token`): how many of those still inside a
+ * call can be woken, or -EBUSY when none of them can (see sysvmq_kick_waiter). */
+static int sysvmq_kick(const sysvmq_handle *h, const sysvmq_token *token)
+{
+    struct sysvmq_waiter *w;
+    int unreachable = 0, reachable = 0;
+    pthread_mutex_lock(&sysvmq_lock);
+    for (w = sysvmq_waiters.next; w != &sysvmq_waiters; w = w->next) {
+        if ((h != NULL && w->handle == h) || (token != NULL && w->token == token)) {
+            if (sysvmq_kick_waiter(w) >= 0)
+                reachable++;
+            else
+                unreachable++;
+        }
+    }
+    pthread_mutex_unlock(&sysvmq_lock);
+    return reachable == 0 && unreachable > 0 ? -EBUSY : reachable;
+}
+
+static int sysvmq_is_closed(sysvmq_handle *h)
+{
+    return __atomic_load_n(&h->closed, __ATOMIC_ACQUIRE);
+}
+
+static int sysvmq_close(sysvmq_handle *h)
+{
+    int inside;
+    pthread_mutex_lock(&sysvmq_lock);
+    __atomic_store_n(&h->closed, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&sysvmq_lock);
+    while ((inside = sysvmq_kick(h, NULL)) > 0)
+        sysvmq_sleep_ns(SYSVMQ_CLOSE_POLL_NS);
+    return inside;
+}
+
+static int sysvmq_cancel(sysvmq_token *token)
+{
+    int inside;
+    pthread_mutex_lock(&sysvmq_lock);
+    __atomic_store_n(&token->cancelled, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&sysvmq_lock);
+    inside = sysvmq_kick(NULL, token);
+    return inside < 0 ? inside : inside > 0;
+}

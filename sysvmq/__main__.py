@@ -1,5 +1,5 @@
 import sys
 
-from sysvmq.cli import main
+from sysvmq.tools.cli import main
 
 sys.exit(main())

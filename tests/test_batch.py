@@ -58,9 +58,9 @@ def test_receive_many_leaves_a_too_big_message_for_the_next_call(mq):
 
 def test_receive_many_stops_when_its_buffer_is_full(mq, monkeypatch):
     # The batch buffer holds BATCH_BYTES; what does not fit waits for the next call.
-    from sysvmq import queue
+    from sysvmq import _lowlevel
 
-    monkeypatch.setattr(queue, "BATCH_BYTES", 64)
+    monkeypatch.setattr(_lowlevel, "BATCH_BYTES", 64)
     small = sysvmq.MessageQueue.from_id(mq.id, max_size=16)
     mq.send_many([b"%02d" % i for i in range(10)])
     first = small.receive_many(100)

@@ -1,30 +1,26 @@
 """Throughput and latency of sysvmq against its peers and the C floor, in one run.
 
-    python bench/throughput.py            # the full suite (about two minutes)
-    sysvmq bench                          # the quick version (under 15 s)
+    python bench/throughput.py            # the full suite, with the C floor (about two minutes)
+    sysvmq bench                          # the quick version (under 15 s), no compiler needed
 
-Compiles benchmark_ref.c (the same system calls in C) at run time when a C
-compiler is there, then measures each section in rounds, every contender once per
-round in shuffled order, so that machine noise lands on all of them alike; prints
-the median of the rounds and ratios. Contenders that are not installed (sysv_ipc,
-ipcqueue, a C compiler) are left out.
+Measures each section in rounds, every contender once per round in shuffled order,
+so that machine noise lands on all of them alike; prints the median of the rounds
+and ratios. Contenders that are not installed (sysv_ipc, ipcqueue) are left out,
+and so is the C floor unless the caller hands in its compiled program
+(bench/throughput.py builds bench/benchmark_ref.c).
 """
 
 import argparse
 import os
 import platform
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import sysvmq
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 sysv_ipc: Any
 ipcqueue_sysvmq: Any
@@ -42,16 +38,6 @@ Result = Dict[str, List[float]]
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def compile_reference() -> Optional[str]:
-    """The C reference program, compiled now; None without a C compiler."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        return None
-    binary = os.path.join(tempfile.mkdtemp(prefix="sysvmq-bench-"), "ref")
-    subprocess.run([compiler, "-O2", "-o", binary, os.path.join(HERE, "benchmark_ref.c")], check=True)
-    return binary
 
 
 def run_c(binary: str, *args: object) -> float:
@@ -190,7 +176,7 @@ def process_pair(first: List[str], second: List[str]) -> float:
 
 
 def python_pair(first: List[str], second: List[str]) -> float:
-    script = [sys.executable, "-m", "sysvmq.benchmark", "--worker"]
+    script = [sys.executable, "-m", "sysvmq.tools.benchmark", "--worker"]
     return process_pair(script + first, script + second)
 
 
@@ -321,14 +307,14 @@ def section_pingpong(binary: Optional[str], count: int, n_rounds: int) -> None:
     table("Ping-pong between two processes, round trip (lower is better)", "µs", rows, ["sysv_ipc", "C"])
 
 
-def run(quick: bool = False, n_rounds: Optional[int] = None) -> int:
+def run(quick: bool = False, n_rounds: Optional[int] = None, binary: Optional[str] = None) -> int:
+    """Every section; `binary` is the compiled C floor (bench/benchmark_ref.c), or None."""
     n_rounds = n_rounds or (3 if quick else 9)
     scale = 0.05 if quick else 1.0
-    binary = compile_reference()
     print(
         f"sysvmq {sysvmq.__version__} on {platform.python_implementation()} {platform.python_version()}, "
         f"{platform.machine()}, Linux {platform.release()}, {os.cpu_count()} CPUs; median of {n_rounds} rounds"
-        + ("" if binary else "; no C compiler, so no C reference")
+        + ("" if binary else "; no C floor (bench/throughput.py measures it)")
     )
     section_pairs(binary, int(200_000 * scale), n_rounds)
     for size, count in ((16, 200_000), (1024, 100_000), (8192, 40_000)):
@@ -337,12 +323,12 @@ def run(quick: bool = False, n_rounds: Optional[int] = None) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, binary: Optional[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and messages: under 15 s")
     parser.add_argument("--rounds", type=int, help="rounds per section")
     args = parser.parse_args(argv)
-    return run(args.quick, args.rounds)
+    return run(args.quick, args.rounds, binary)
 
 
 if __name__ == "__main__":

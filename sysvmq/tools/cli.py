@@ -1,13 +1,10 @@
 """The ``sysvmq`` command: inspect, feed and drain System V message queues."""
 
 import argparse
-import errno
 import json
 import os
 import pwd
 import re
-import select
-import stat
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -15,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from sysvmq.errors import QueueEmptyError, QueueTimeoutError, SysVMQError
 from sysvmq.queue import Message, MessageQueue
 from sysvmq.stats import limits, queues
+from sysvmq.tools.output import Output, OutputClosed, escape, put_back
 
 EXAMPLES = {
     "ls": "sysvmq ls\n  sysvmq ls --json | jq '.[].key'",
@@ -198,83 +196,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
-# Control characters (C0, DEL, C1), backslash, and bytes that are not UTF-8 (decoded
-# as lone surrogates) are written as escapes: a sender cannot drive the operator's
-# terminal, and each message is one line.
-_ESCAPES: Dict[int, str] = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
-_ESCAPES.update({code: f"\\u{code:04x}" for code in range(0x80, 0xA0)})  # C1, apart from raw bytes
-_ESCAPES.update({ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
-_ESCAPES.update({0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)})
-
-
-def escape(payload: bytes) -> str:
-    """`payload` as one line of printable text: UTF-8 as it is, the rest escaped."""
-    return payload.decode("utf-8", "surrogateescape").translate(_ESCAPES)
-
-
 def _record(message: Message, args: argparse.Namespace) -> bytes:
     prefix = f"{message.type}\t".encode() if args.show_type else b""
     if args.raw:
         return prefix + message.data
     return prefix + escape(message.data).encode("utf-8") + b"\n"
-
-
-class OutputClosed(Exception):
-    """Standard output cannot be written: checked before any message is taken."""
-
-
-class Output:
-    """Standard output as a bare file descriptor: a record counts as delivered once it is
-    written, and, on a pipe, once the reader has read it (what sits unread in a pipe
-    whose reader exits is lost with it)."""
-
-    def __init__(self) -> None:
-        stream = sys.stdout
-        try:
-            if stream is None:
-                raise OSError(errno.EBADF, "closed")
-            stream.flush()
-            self.fd = stream.fileno()
-            self.pipe = stat.S_ISFIFO(os.fstat(self.fd).st_mode)
-        except (OSError, ValueError, AttributeError) as e:
-            raise OutputClosed(f"standard output cannot be written ({e}); nothing was received") from None
-
-    def deliver(self, record: bytes) -> bool:
-        """Write `record`: True once delivered, False if the reader left without reading it.
-        Raises OSError (BrokenPipeError when the reader is gone) if it cannot be written."""
-        view = memoryview(record)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        return not self.pipe or self._read_by_reader()
-
-    def _read_by_reader(self) -> bool:
-        import fcntl
-        import termios
-
-        poller = select.poll()
-        poller.register(self.fd, 0)  # POLLERR: the read end was closed
-        pause = 0.00005
-        unread = bytearray(4)
-        while True:
-            fcntl.ioctl(self.fd, termios.FIONREAD, unread)
-            if not int.from_bytes(unread, sys.byteorder):
-                return True
-            if poller.poll(0):
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.005)
-
-
-def _put_back(mq: MessageQueue, message: Message) -> None:
-    """Return a message the command took but could not deliver: at the end of the queue."""
-    try:
-        mq.send(message.data, type=message.type, timeout=10)
-    except SysVMQError as e:
-        raise SysVMQError(
-            e.errno or errno.EIO,
-            f"a message of type {message.type} ({len(message.data)} bytes) "
-            f"could not be written, nor put back: {e.detail}",
-        ) from None
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
@@ -293,10 +219,10 @@ def cmd_receive(args: argparse.Namespace) -> int:
         try:
             delivered = out.deliver(_record(message, args))
         except BaseException:
-            _put_back(mq, message)
+            put_back(mq, message)
             raise
         if not delivered:
-            _put_back(mq, message)
+            put_back(mq, message)
             return 0
         received += 1
     return 0
@@ -338,13 +264,13 @@ def cmd_limits(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sysvmq import demo
+    from sysvmq.tools import demo
 
     return demo.run()
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from sysvmq import benchmark
+    from sysvmq.tools import benchmark
 
     return benchmark.run(quick=not args.full)
 
@@ -422,7 +348,9 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     command("demo", "two processes trade typed messages on a private queue", cmd_demo)
 
     p = command("bench", "a quick benchmark against sysv_ipc, multiprocessing and C (under 15 s)", cmd_bench)
-    p.add_argument("--full", action="store_true", help="the full suite, as bench/throughput.py runs it (minutes)")
+    p.add_argument(
+        "--full", action="store_true", help="every section at full size (minutes); bench/throughput.py adds the C floor"
+    )
     return parser, commands
 
 

@@ -1,0 +1,86 @@
+"""Standard output for ``sysvmq receive``: each message escaped onto one line, and
+delivered before the next is taken; what cannot be delivered goes back to the queue."""
+
+import errno
+import os
+import select
+import stat
+import sys
+import time
+from typing import Dict
+
+from sysvmq.errors import SysVMQError
+from sysvmq.queue import Message, MessageQueue
+
+__all__ = ["Output", "OutputClosed", "escape", "put_back"]
+
+# Control characters (C0, DEL, C1), backslash, and bytes that are not UTF-8 (decoded
+# as lone surrogates) are written as escapes: a sender cannot drive the operator's
+# terminal, and each message is one line.
+_ESCAPES: Dict[int, str] = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
+_ESCAPES.update({code: f"\\u{code:04x}" for code in range(0x80, 0xA0)})  # C1, apart from raw bytes
+_ESCAPES.update({ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+_ESCAPES.update({0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)})
+
+
+def escape(payload: bytes) -> str:
+    """`payload` as one line of printable text: UTF-8 as it is, the rest escaped."""
+    return payload.decode("utf-8", "surrogateescape").translate(_ESCAPES)
+
+
+class OutputClosed(Exception):
+    """Standard output cannot be written: checked before any message is taken."""
+
+
+class Output:
+    """Standard output as a bare file descriptor: a record counts as delivered once it is
+    written, and, on a pipe, once the reader has read it (what sits unread in a pipe
+    whose reader exits is lost with it)."""
+
+    def __init__(self) -> None:
+        stream = sys.stdout
+        try:
+            if stream is None:
+                raise OSError(errno.EBADF, "closed")
+            stream.flush()
+            self.fd = stream.fileno()
+            self.pipe = stat.S_ISFIFO(os.fstat(self.fd).st_mode)
+        except (OSError, ValueError, AttributeError) as e:
+            raise OutputClosed(f"standard output cannot be written ({e}); nothing was received") from None
+
+    def deliver(self, record: bytes) -> bool:
+        """Write `record`: True once delivered, False if the reader left without reading it.
+        Raises OSError (BrokenPipeError when the reader is gone) if it cannot be written."""
+        view = memoryview(record)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        return not self.pipe or self._read_by_reader()
+
+    def _read_by_reader(self) -> bool:
+        import fcntl
+        import termios
+
+        poller = select.poll()
+        poller.register(self.fd, 0)  # POLLERR: the read end was closed
+        pause = 0.00005
+        unread = bytearray(4)
+        while True:
+            fcntl.ioctl(self.fd, termios.FIONREAD, unread)
+            if not int.from_bytes(unread, sys.byteorder):
+                return True
+            if poller.poll(0):
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+
+
+def put_back(mq: MessageQueue, message: Message) -> None:
+    """Return a message the command took but could not deliver: at the end of the queue."""
+    try:
+        mq.send(message.data, type=message.type, timeout=10)
+    except SysVMQError as e:
+        raise SysVMQError(
+            e.errno or errno.EIO,
+            f"a message of type {message.type} ({len(message.data)} bytes) "
+            f"could not be written, nor put back: {e.detail}",
+        ) from None

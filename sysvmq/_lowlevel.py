@@ -52,13 +52,12 @@ class Options(NamedTuple):
 PLAIN = Options(0, -1, None)
 
 
-class ReceiveBuffer(NamedTuple):
-    """One message's worth of memory for msgrcv, from the handle's free list."""
-
-    text: Any  # char *: the payload, right after the type
-    mtype: Any  # long *: the type msgrcv wrote
-    deadline: Any  # long long *: where a timed wait left its deadline, for a retry after EINTR
-    owner: Any  # the allocation both point into
+#: One message's worth of memory for msgrcv, from the handle's free list:
+#: ``text, mtype, deadline, owner = buffer`` - the payload (char *, right after the type),
+#: the type msgrcv wrote (long *), where a timed wait left its deadline for a retry after
+#: EINTR (long long *), and the allocation both point into. A plain tuple, unpacked by
+#: name: CPython unpacks an exact tuple as fast as it indexes one, a NamedTuple slower.
+ReceiveBuffer = Tuple[Any, Any, Any, Any]
 
 
 class BatchBuffer(NamedTuple):
@@ -189,7 +188,7 @@ class QueueCore:
     def _buffer(self) -> ReceiveBuffer:
         """A receive buffer for max_size bytes."""
         raw = _alloc("char[]", _HEADER + self._max_size)
-        return ReceiveBuffer(ffi.cast("char *", raw) + _HEADER, ffi.cast("long *", raw), ffi.new("long long *"), raw)
+        return ffi.cast("char *", raw) + _HEADER, ffi.cast("long *", raw), ffi.new("long long *"), raw
 
     def _receive_loop(
         self, mtype: int, options: Options, buffer: ReceiveBuffer, dest: Any = _NULL, n: int = _EINTR
@@ -198,7 +197,7 @@ class QueueCore:
         the payload length. `n` is the result of an attempt already made; the default makes
         the first one."""
         h = self._h
-        text = buffer.text
+        text = buffer[0]
         flags, deadline, timeout = options
         cap = self._max_size if dest is _NULL else min(len(dest), self._max_size)
         while n < 0:
@@ -211,7 +210,7 @@ class QueueCore:
         """After a failed fast-path receive: raise, or resume it after signal handlers ran."""
         if n == _EDOM:
             deadline_ns(timeout)  # raises: a negative or NaN timeout
-        deadline = -1 if timeout is None or n != _EINTR else buffer.deadline[0]
+        deadline = -1 if timeout is None or n != _EINTR else buffer[2][0]
         return self._receive_loop(mtype, Options(0, deadline, timeout), buffer, _NULL, n)
 
     def _receive_one(self, mtype: int, options: Options, dest: Any = _NULL) -> Tuple[int, int, bytes]:
@@ -222,7 +221,8 @@ class QueueCore:
         except IndexError:
             buffer = self._buffer()
         n = self._receive_loop(mtype, options, buffer, dest)
-        taken = n, buffer.mtype[0], b"" if dest is not _NULL else _unpack(buffer.text, n)
+        text, got_type, _, _ = buffer
+        taken = n, got_type[0], b"" if dest is not _NULL else _unpack(text, n)
         buffers.append(buffer)
         return taken
 
@@ -261,15 +261,16 @@ class QueueCore:
             buffer = buffers.pop()
         except IndexError:
             buffer = self._buffer()
+        text, got_type, _, _ = buffer
         try:
-            n = _receive(self._h, buffer.text, self._max_size, index, MSG_COPY | lib.IPC_NOWAIT, -1, _NULL, _NULL)
+            n = _receive(self._h, text, self._max_size, index, MSG_COPY | lib.IPC_NOWAIT, -1, _NULL, _NULL)
             if n == -errno.ENOMSG:
                 raise error_for(errno.ENOMSG, what, f"the queue holds fewer than {index + 1} messages")
             if n == -errno.ENOSYS:
                 raise error_for(errno.ENOSYS, what, "this kernel was built without CONFIG_CHECKPOINT_RESTORE")
             if n < 0:
                 raise self._receive_error(-n, None)
-            return new_message((buffer.mtype[0], _unpack(buffer.text, n)))
+            return new_message((got_type[0], _unpack(text, n)))
         finally:
             buffers.append(buffer)
 

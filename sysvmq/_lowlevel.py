@@ -55,8 +55,9 @@ PLAIN = Options(0, -1, None)
 #: One message's worth of memory for msgrcv, from the handle's free list:
 #: ``text, mtype, deadline, owner = buffer`` - the payload (char *, right after the type),
 #: the type msgrcv wrote (long *), where a timed wait left its deadline for a retry after
-#: EINTR (long long *), and the allocation both point into. A plain tuple, unpacked by
-#: name: CPython unpacks an exact tuple as fast as it indexes one, a NamedTuple slower.
+#: EINTR (long long *), and the allocation both point into. A plain tuple: the fast paths
+#: index it (cheaper than unpacking four, and than a NamedTuple's attributes), the rest
+#: unpack it by name.
 ReceiveBuffer = Tuple[Any, Any, Any, Any]
 
 

@@ -28,6 +28,8 @@ __all__ = [
 class SysVMQError(OSError):
     """A System V message queue operation failed; ``errno`` says why."""
 
+    errno: int  # always the real errno, never None as OSError allows
+
     def __init__(self, errno: int, detail: str) -> None:
         super().__init__(errno, os.strerror(errno))
         #: What was being done, to which queue, and what to do about it.

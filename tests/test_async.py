@@ -346,3 +346,51 @@ def test_an_async_call_whose_thread_cannot_start_fails_and_leaves_nothing_behind
     out = subprocess.run([sys.executable, "-c", NO_THREADS], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['limit', 'limit'] 1 Message(type=3, data=b'late')"
+
+
+def test_messages_that_arrive_after_the_loop_closed_stay_in_the_kernel(mq):
+    loop = asyncio.new_event_loop()
+    tasks = [loop.create_task(mq.receive_async()) for _ in range(4)]
+    loop.run_until_complete(asyncio.sleep(0.1))  # every receive waits in a worker
+    loop.close()  # closed while the workers still wait: they find no loop to report to
+    del tasks
+    gc.collect()
+    for i in range(4):
+        mq.send(b"%d" % i)
+    time.sleep(0.2)
+    assert mq.stats().count == 4
+
+
+UNREACHABLE_WORKER = """
+import asyncio, signal, sys, time
+import sysvmq
+mq = sysvmq.MessageQueue.from_id(int(sys.argv[1]))
+
+async def main():
+    # Workers inherit this thread's mask: every signal blocked. Then the application takes
+    # the wake-up signal, so no signal can reach a waiting worker any more.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    task = asyncio.ensure_future(mq.receive_async(5))
+    await asyncio.sleep(0.1)
+    signal.signal(sysvmq.wakeup_signal(), lambda s, f: None)
+    task.cancel()
+    start = time.monotonic()
+    try:
+        await asyncio.wait_for(task, 5)
+    except asyncio.CancelledError:
+        print("cancelled", time.monotonic() - start < 2)
+    mq.send(b"for type 5", type=5)  # the worker sees it, takes nothing, and reports to nobody
+    time.sleep(0.2)
+    print(mq.stats().count)
+
+asyncio.run(main())
+"""
+
+
+def test_a_cancel_that_cannot_reach_its_worker_still_ends_and_takes_nothing(mq):
+    out = subprocess.run(
+        [sys.executable, "-c", UNREACHABLE_WORKER, str(mq.id)], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["cancelled", "True", "1"]
+    assert mq.receive(5, block=False) == b"for type 5"

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -278,3 +279,60 @@ def test_send_create_refuses_a_queue_another_user_made_first(free_key):
         assert sysvmq.MessageQueue.from_id(msqid).stats().count == 0
     finally:
         sysvmq.MessageQueue.from_id(msqid).destroy()
+
+
+def test_a_message_that_cannot_be_put_back_is_reported(mq):
+    from sysvmq.tools.output import put_back
+
+    gone = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
+    gone.destroy()
+    with pytest.raises(sysvmq.QueueRemovedError, match=r"type 3 \(2 bytes\) could not be written, nor put back"):
+        put_back(gone, sysvmq.Message(3, b"xy"))
+
+
+def test_a_pipe_whose_reader_leaves_without_reading_is_not_a_delivery(monkeypatch):
+    from sysvmq.tools.output import Output
+
+    read, write = os.pipe()
+
+    class Stdout:
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return write
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    try:
+        out = Output()
+        assert out.pipe
+        os.close(read)
+        with pytest.raises(BrokenPipeError):
+            out.deliver(b"nobody reads this\n")
+    finally:
+        os.close(write)
+
+
+def test_a_record_read_by_the_reader_is_delivered_and_one_left_unread_is_not(monkeypatch):
+    from sysvmq.tools.output import Output
+
+    read, write = os.pipe()
+
+    class Stdout:
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return write
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    reader = threading.Timer(0.05, lambda: os.read(read, 100))
+    reader.start()
+    try:
+        out = Output()
+        assert out.deliver(b"read\n")  # returns once the reader has read it
+        threading.Timer(0.05, os.close, (read,)).start()
+        assert not out.deliver(b"left in the pipe\n")  # the reader closed with it unread
+    finally:
+        reader.join()
+        os.close(write)

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Dict
 
-from sysvmq.errors import SysVMQError
+from sysvmq.errors import SysVMQError, error_for
 from sysvmq.queue import Message, MessageQueue
 
 __all__ = ["Output", "OutputClosed", "escape", "put_back"]
@@ -79,8 +79,8 @@ def put_back(mq: MessageQueue, message: Message) -> None:
     try:
         mq.send(message.data, type=message.type, timeout=10)
     except SysVMQError as e:
-        raise SysVMQError(
+        raise error_for(
             e.errno or errno.EIO,
-            f"a message of type {message.type} ({len(message.data)} bytes) "
-            f"could not be written, nor put back: {e.detail}",
+            f"a message of type {message.type} ({len(message.data)} bytes) could not be written, nor put back",
+            e.detail,
         ) from None

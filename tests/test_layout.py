@@ -1,0 +1,67 @@
+"""The package's shape: imports go one way, and no module grows into a big room."""
+
+import ast
+import os
+
+from conftest import ROOT
+
+PACKAGE = os.path.join(ROOT, "sysvmq")
+
+
+def modules():
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                dotted = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+                yield dotted, path
+
+
+def imports_of(path):
+    """The sysvmq modules `path` imports (at any depth of its code)."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sysvmq":
+            if node.module in ("sysvmq", "sysvmq.tools"):
+                found |= {f"{node.module}.{alias.name}" for alias in node.names}
+            else:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "sysvmq"}
+    return found - {"sysvmq._sysvmq_cffi"}
+
+
+GRAPH = {name: imports_of(path) for name, path in modules()}
+
+
+def test_no_import_cycle():
+    def visit(name, path):
+        for dep in GRAPH.get(name, ()):
+            assert dep not in path, f"import cycle: {' -> '.join([*path, dep])}"
+            visit(dep, [*path, dep])
+
+    for name in GRAPH:
+        if name != "sysvmq":  # the package imports its modules; none may import it back
+            visit(name, [name])
+    # Only the tools, built on top, import the package itself.
+    assert not any("sysvmq" in deps for name, deps in GRAPH.items() if not name.startswith("sysvmq.tools"))
+
+
+def test_the_exceptions_and_the_async_layer_stand_alone():
+    assert GRAPH["sysvmq.errors"] == set()
+    assert "sysvmq.queue" not in GRAPH["sysvmq.aio"]
+
+
+def test_the_library_never_imports_its_tools():
+    library = {name: deps for name, deps in GRAPH.items() if not name.startswith(("sysvmq.tools", "sysvmq.__main__"))}
+    assert not {dep for deps in library.values() for dep in deps if dep.startswith("sysvmq.tools")}
+
+
+def test_no_module_over_400_lines():
+    sizes = {}
+    for name, path in modules():
+        with open(path) as f:
+            sizes[name] = sum(1 for _ in f)
+    assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda item: -item[1])[:3]

@@ -100,9 +100,11 @@ long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int f
                     long long deadline_ns, sysvmq_token *token, char *dest);
 
 /* Wait, as sysvmq_receive would, until a message that `msgtyp` and `flags` select is
- * waiting, and take none: 0 then.  A zero-length message is put back, at the end of the queue. */
+ * waiting, and take none: 0 then.  A zero-length message fits the zero-byte buffer and is
+ * taken: it is put back at the end of the queue if it fits at once (0), else it is the
+ * caller's: 1, with its type in *taken. */
 long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
-                  sysvmq_token *token);
+                  sysvmq_token *token, long *taken);
 
 /* sysvmq_receive with cap = h->max_size, no flags, no deadline, no token, no dest. */
 long sysvmq_take(sysvmq_handle *h, char *text, long msgtyp);
@@ -158,9 +160,8 @@ unsigned long long sysvmq_queue_bytes(const struct msqid_ds *ds);
 /* ftok(path, proj_id) into *key: 0 or -errno. */
 int sysvmq_ftok(const char *path, int proj_id, key_t *key);
 
-/* Use signal `signo` to wake blocked calls (0: choose one: SIGURG, SIGWINCH, then the
- * real-time signals from SIGRTMAX down, the first whose disposition is the default and
- * that the calling thread does not block).  The signal; -EBUSY if the application
+/* Use signal `signo` to wake blocked calls (0: choose one: SIGURG, then the real-time
+ * signals from SIGRTMAX down, the first whose disposition is the default).  The signal; -EBUSY if the application
  * handles or ignores it (every candidate, for 0), -EINVAL if it may not be one. */
 int sysvmq_set_wakeup_signal(int signo);
 

@@ -116,27 +116,33 @@ static long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp
 }
 
 static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
-                         sysvmq_token *token)
+                         sysvmq_token *token, long *taken)
 {
     long header[2];
     struct sysvmq_msgbuf *buf = (struct sysvmq_msgbuf *)(void *)header;
     struct sysvmq_op back;
+    long r;
+    *taken = 0;
     /* Without MSG_NOERROR a zero-byte buffer takes nothing longer than zero bytes: E2BIG. */
-    long r = sysvmq_receive_op(h, buf, 0, msgtyp, flags & ~MSG_NOERROR, deadline_ns, token);
+    r = sysvmq_receive_op(h, buf, 0, msgtyp, flags & ~MSG_NOERROR, deadline_ns, token);
     if (r == -E2BIG)
         return 0;
     if (r != 0)
         return r;
-    /* A zero-length message fits and was taken: put it back before anything else runs. */
+    /* A zero-length message fits and was taken: put it back at once if it fits (without
+     * waiting, and a receiver may lack write permission); else it is the caller's. */
     back.send = 1;
     back.id = h->id;
     back.buf = buf;
     back.size = 0;
     back.msgtyp = 0;
     do
-        r = sysvmq_attempt(&back, 0);
+        r = sysvmq_attempt(&back, IPC_NOWAIT);
     while (r == -EINTR);
-    return r;
+    if (r == 0)
+        return 0;
+    *taken = buf->mtype;
+    return 1;
 }
 
 static long sysvmq_take(sysvmq_handle *h, char *text, long msgtyp)

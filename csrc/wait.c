@@ -69,9 +69,8 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
                         long long deadline_ns, sysvmq_token *token)
 {
     struct sysvmq_waiter w;
-    sigset_t set;
     long r;
-    int signo = 0, unblocked = 0;
+    int signo = 0;
 
     if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
         return -ETIMEDOUT;
@@ -86,9 +85,7 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     pthread_mutex_lock(&sysvmq_lock);
     r = sysvmq_stopped(h, token);
     if (r == 0) {
-        signo = sysvmq_current_signal(&w.mask);
-        if (signo < 0)
-            signo = 0;
+        signo = sysvmq_signal_for(&w.mask);
         if (signo != 0 && deadline_ns >= 0) {
             if (sysvmq_start_helper() == 0) {
                 w.kick_ns = deadline_ns;
@@ -107,19 +104,7 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     if (r < 0)
         return r;
 
-    if (signo == 0) {
-        r = sysvmq_poll(h, op, flags, deadline_ns, token);
-    } else {
-        /* Unblocked only while this thread sleeps in the kernel, whatever its mask. */
-        unblocked = sigismember(&w.mask, signo);
-        sigemptyset(&set);
-        sigaddset(&set, signo);
-        if (unblocked)
-            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-        r = sysvmq_attempt(op, flags);
-        if (unblocked)
-            pthread_sigmask(SIG_BLOCK, &set, NULL);
-    }
+    r = signo == 0 ? sysvmq_poll(h, op, flags, deadline_ns, token) : sysvmq_attempt(op, flags);
 
     pthread_mutex_lock(&sysvmq_lock);
     w.prev->next = w.next;

@@ -15,7 +15,7 @@ struct sysvmq_waiter {
     sysvmq_handle *handle;
     sysvmq_token *token;
     long long kick_ns; /* helper thread: when to signal this waiter next; -1 never */
-    int signo;         /* the signal it waits with unblocked; 0: none, it polls */
+    int signo;         /* a signal sysvmq handles that the thread does not block; 0: it polls */
     sigset_t mask;     /* the thread's own signal mask, as the application set it */
 };
 
@@ -70,18 +70,17 @@ static void sysvmq_init(void)
     pthread_atfork(sysvmq_atfork_prepare, sysvmq_atfork_parent, sysvmq_atfork_child);
 }
 
-/* The signals sysvmq may choose by itself, best first: SIGURG and SIGWINCH are ignored by
- * default, so a wake-up that meets a disposition the application reset to SIG_DFL is
- * dropped instead of killing the process; real-time signals only when both are taken. */
+/* The signals sysvmq may choose by itself, best first: SIGURG is ignored by default, so a
+ * wake-up that meets a disposition the application reset to SIG_DFL is dropped instead of
+ * killing the process; the real-time signals only when the application took SIGURG.
+ * (Not SIGWINCH: curses installs its resize handler only where it finds SIG_DFL.) */
 static int sysvmq_candidate(int i)
 {
     if (i == 0)
         return SIGURG;
-    if (i == 1)
-        return SIGWINCH;
 #ifdef SIGRTMIN
-    if (i - 2 <= SIGRTMAX - SIGRTMIN)
-        return SIGRTMAX - (i - 2);
+    if (i - 1 <= SIGRTMAX - SIGRTMIN)
+        return SIGRTMAX - (i - 1);
 #endif
     return 0;
 }
@@ -116,39 +115,32 @@ static int sysvmq_claim_signal(int signo)
     return 0;
 }
 
-/* Choose and claim a wake-up signal for a thread whose mask is `blocked`: the first
- * candidate that is free and that the thread has not blocked (a blocked signal may be
- * one the application takes with sigwait or signalfd).  A thread that blocks every
- * candidate blocks everything, not one signal on purpose: then the first free one.
- * The signal, or -EBUSY.  Called with sysvmq_lock held. */
-static int sysvmq_choose_signal(const sigset_t *blocked)
+/* The first candidate other than `except` that is free (or already sysvmq's) and not in
+ * `blocked`, claimed: the signal, or 0.  Called with sysvmq_lock held. */
+static int sysvmq_free_signal(const sigset_t *blocked, int except)
 {
-    int pass, i, signo;
-    for (pass = 0; pass < 2; pass++) {
-        int unblocked = 0;
-        for (i = 0; (signo = sysvmq_candidate(i)) != 0; i++) {
-            if (pass == 0 && sigismember(blocked, signo))
-                continue;
-            unblocked++;
-            if (sysvmq_claim_signal(signo) == 0) {
-                sysvmq_signo = signo;
-                return signo;
-            }
-        }
-        if (unblocked > 0)
-            break;
+    int i, signo;
+    for (i = 0; (signo = sysvmq_candidate(i)) != 0; i++) {
+        if (signo != except && !sigismember(blocked, signo) && sysvmq_claim_signal(signo) == 0)
+            return signo;
     }
-    return -EBUSY;
+    return 0;
 }
 
-/* The wake-up signal for a thread whose mask is `blocked`, claimed again if the
- * application reset it to SIG_DFL, another one if it took it: the signal, or -EBUSY.
- * Called with sysvmq_lock held. */
-static int sysvmq_current_signal(const sigset_t *blocked)
+/* The signal that wakes a thread whose mask is `blocked`: the wake-up signal if it is still
+ * sysvmq's (claimed again if the application reset it to SIG_DFL) and the thread does not
+ * block it, else another free one the thread does not block; 0 if there is none (then the
+ * call polls).  A signal the thread blocks is never unblocked: it may be one the
+ * application takes with sigwait or signalfd.  Called with sysvmq_lock held. */
+static int sysvmq_signal_for(const sigset_t *blocked)
 {
-    if (sysvmq_signo != 0 && sysvmq_claim_signal(sysvmq_signo) == 0)
+    int signo;
+    if (sysvmq_signo != 0 && !sigismember(blocked, sysvmq_signo) && sysvmq_claim_signal(sysvmq_signo) == 0)
         return sysvmq_signo;
-    return sysvmq_choose_signal(blocked);
+    signo = sysvmq_free_signal(blocked, 0);
+    if (signo != 0 && (sysvmq_signo == 0 || sysvmq_claim_signal(sysvmq_signo) < 0))
+        sysvmq_signo = signo; /* the wake-up signal was taken (or never chosen): move on */
+    return signo;
 }
 
 static int sysvmq_set_wakeup_signal(int signo)
@@ -159,8 +151,9 @@ static int sysvmq_set_wakeup_signal(int signo)
     pthread_mutex_lock(&sysvmq_lock);
     if (signo == 0) {
         sigemptyset(&none);
-        pthread_sigmask(SIG_BLOCK, NULL, &none);
-        r = sysvmq_current_signal(&none);
+        r = sysvmq_signal_for(&none);
+        if (r == 0)
+            r = -EBUSY;
     } else if (!sysvmq_signal_allowed(signo)) {
         r = -EINVAL;
     } else {
@@ -185,24 +178,22 @@ static int sysvmq_wakeup_signal(void)
  * (it sees its flags by itself), -EBUSY if no signal can reach it.  A signal is sent only
  * right after checking that its handler is sysvmq's.  If the application took the
  * waiter's signal, or a real-time one cannot be queued (RLIMIT_SIGPENDING is used up:
- * EAGAIN), another free signal that the thread does not block serves, SIGURG and SIGWINCH
- * first, which need no room in that allowance.  Called with sysvmq_lock held. */
+ * EAGAIN), another free signal that the thread does not block serves (SIGURG needs no
+ * room in that allowance).  Called with sysvmq_lock held. */
 static int sysvmq_kick_waiter(struct sysvmq_waiter *w)
 {
-    int i, signo;
+    int signo;
     if (w->signo == 0)
         return 0;
     if (sysvmq_claim_signal(w->signo) == 0 && pthread_kill(w->thread, w->signo) == 0)
         return 1;
-    for (i = 0; (signo = sysvmq_candidate(i)) != 0; i++) {
-        if (signo == w->signo || sigismember(&w->mask, signo) || sysvmq_claim_signal(signo) < 0)
-            continue;
-        if (pthread_kill(w->thread, signo) == 0) {
-            sysvmq_signo = w->signo = signo; /* unblocked in that thread all along */
-            return 1;
-        }
-    }
-    return -EBUSY;
+    signo = sysvmq_free_signal(&w->mask, w->signo);
+    if (signo == 0 || pthread_kill(w->thread, signo) != 0)
+        return -EBUSY;
+    if (sysvmq_claim_signal(sysvmq_signo) < 0)
+        sysvmq_signo = signo; /* the application took the wake-up signal: move on */
+    w->signo = signo;
+    return 1;
 }
 
 static void sysvmq_helper_wait_until(long long when_ns)

@@ -275,13 +275,24 @@ class QueueCore:
         finally:
             buffers.append(buffer)
 
-    def _await_message(self, mtype: int, options: Options, token: Any) -> None:
-        """Block until a message `mtype` selects is waiting, taking none (PEP 475 retries)."""
+    def _await_message(self, mtype: int, options: Options, token: Any) -> Optional[Message]:
+        """Block until a message `mtype` selects is waiting, taking none (PEP 475 retries):
+        None. A zero-length message that could not be put back is taken: it is returned."""
         h = self._h
         flags, deadline, timeout = options
+        taken = ffi.new("long *")
         while True:
-            r = lib.sysvmq_await(h, mtype, flags, deadline, token)
+            r = lib.sysvmq_await(h, mtype, flags, deadline, token, taken)
             if r == 0:
-                return
+                return None
+            if r == 1:
+                return new_message((int(taken[0]), b""))
             if r != _EINTR:
                 raise self._receive_error(-r, timeout)
+
+    def _give_back(self, message: Optional[Message]) -> bool:
+        """Put `message`, taken by a call whose caller is gone, back at the end of the queue,
+        without waiting: whether it is back (or there was none)."""
+        if message is None:
+            return True
+        return _send(self._h, message.type, message.data, len(message.data), lib.IPC_NOWAIT, -1, _NULL) == 0

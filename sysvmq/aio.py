@@ -102,11 +102,20 @@ def _settle(done: "asyncio.Future[_Outcome]", outcome: _Outcome) -> None:
         done.set_result(outcome)
 
 
-async def in_thread(call: Callable[[Any], _T]) -> _T:
+def _give_back_outcome(outcome: _Outcome, give_back: Callable[[Any], bool]) -> bool:
+    """Hand what a call returned to `give_back`: whether nothing is left to deliver."""
+    succeeded, value = outcome
+    return not succeeded or give_back(value)
+
+
+async def in_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T], bool]] = None) -> _T:
     """Run `call(token)` on a worker thread; on cancellation stop it, then re-raise.
 
     `call` takes the sysvmq_token that cancels it, and must leave the queue as it
-    found it when it fails or is cancelled.
+    found it when it fails or is cancelled. What it returns after its caller is gone
+    (cancelled, or the loop closed) goes to `give_back`, which returns the message it
+    holds to the queue if it can: if it cannot, the cancelled caller gets the value
+    after all, rather than the message being lost.
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[_Outcome] = loop.create_future()
@@ -120,8 +129,9 @@ async def in_thread(call: Callable[[Any], _T]) -> _T:
             outcome = (False, e)
         try:
             loop.call_soon_threadsafe(_settle, done, outcome)
-        except RuntimeError:
-            pass  # the loop is closed: nobody awaits the outcome, and the call holds nothing
+        except RuntimeError:  # the loop is closed: nobody awaits the outcome
+            if give_back is not None:
+                _give_back_outcome(outcome, give_back)
 
     _workers.submit(work)
     try:
@@ -134,6 +144,11 @@ async def in_thread(call: Callable[[Any], _T]) -> _T:
                 await asyncio.wait({done}, timeout=_REKICK_SECONDS)
             except asyncio.CancelledError:
                 pass  # cancelled again: still wait for the thread, then re-raise once
+        if give_back is not None:
+            if not done.done():
+                done.add_done_callback(lambda f: _give_back_outcome(f.result(), give_back))
+            elif not _give_back_outcome(done.result(), give_back):
+                return done.result()[1]  # type: ignore[no-any-return]  # not lost: this caller has it
         raise
     if not succeeded:
         raise value

@@ -350,4 +350,6 @@ class MessageQueue(QueueControl):
                 return new_message((got, data))
             except QueueEmptyError:
                 pass  # nothing there yet, or another receiver was first
-            await aio.in_thread(lambda token: self._await_message(mtype, options, token))
+            handed = await aio.in_thread(lambda token: self._await_message(mtype, options, token), self._give_back)
+            if handed is not None:
+                return handed

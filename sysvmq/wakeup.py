@@ -5,20 +5,21 @@ that must stop waiting (its timeout expired, its handle was closed, its async
 task was cancelled) is interrupted by a signal sent to its own thread, by the
 helper thread (deadlines) or by the thread that calls ``close()`` or cancels.
 
-sysvmq takes SIGURG (then SIGWINCH, then the real-time signals from SIGRTMAX
-down): the first whose disposition is the default and that the calling thread
-does not block, since a blocked signal may be one the application takes with
-``sigwait`` or ``signalfd``. SIGURG and SIGWINCH are ignored by default, so a
-wake-up that meets a disposition the application reset to ``SIG_DFL`` is
-dropped instead of killing the process. An empty handler is installed on it.
+sysvmq takes SIGURG (then, if the application handles SIGURG, the real-time
+signals from SIGRTMAX down): the first whose disposition is the default. SIGURG
+is ignored by default, so a wake-up that meets a disposition the application
+reset to ``SIG_DFL`` is dropped instead of killing the process. SIGWINCH is never
+taken: curses installs its resize handler only where it finds ``SIG_DFL``. An
+empty handler is installed on it.
 
-The application keeps its signals. Before every signal it sends, sysvmq checks
-that the handler is still its own: one reset to ``SIG_DFL`` is claimed again,
-one the application took over (its own handler, or ``SIG_IGN``) is left alone
-and the waiting thread is woken with another free signal that it does not
-block. A waiting thread unblocks the signal only while it sleeps in the kernel,
-whatever mask the application gave it. A call that no signal can reach (every
-candidate taken, or no helper thread could start) waits by polling instead.
+The application keeps its signals. A signal a thread blocks is never unblocked
+(it may be one the application takes with ``sigwait`` or ``signalfd``): such a
+thread is woken with another free signal it does not block, or, if it blocks
+them all, waits by polling. Before every signal it sends, sysvmq checks that the
+handler is still its own: one reset to ``SIG_DFL`` is claimed again, one the
+application took over (its own handler, or ``SIG_IGN``) is left alone and the
+waiting thread is woken with another free signal. A call that no signal can
+reach (every candidate taken, or no helper thread could start) waits by polling.
 
 Choose the signal with the environment variable ``SYSVMQ_WAKEUP_SIGNAL`` (a
 number, ``SIGRTMIN+N``, ``SIGRTMAX-N``, ``SIGURG``, ``SIGWINCH``, ``SIGUSR1`` or
@@ -45,7 +46,7 @@ _configured = False
 def _claim(signum: int) -> int:
     r = lib.sysvmq_set_wakeup_signal(signum)
     if r == -errno.EBUSY:
-        what = f"signal {signum}" if signum else "every signal sysvmq may choose (SIGURG, SIGWINCH, SIGRTMIN..SIGRTMAX)"
+        what = f"signal {signum}" if signum else "every signal sysvmq may choose (SIGURG, SIGRTMIN..SIGRTMAX)"
         raise SysVMQError(
             errno.EBUSY,
             f"{what} already has a handler or is ignored; choose a free one with "

@@ -396,3 +396,45 @@ def test_a_cancel_that_cannot_reach_its_worker_still_ends_and_takes_nothing(mq):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["cancelled", "True", "1"]
     assert mq.receive(5, block=False) == b"for type 5"
+
+
+def consume_read_only(msqid, write_fd):
+    """In a forked child as uid 65534, which may read the queue but not write to it: a
+    zero-length message its worker takes cannot be put back, so it is handed over."""
+    os.setgid(65534)
+    os.setuid(65534)
+    mq = sysvmq.MessageQueue.from_id(msqid)
+
+    async def main():
+        first = await asyncio.wait_for(mq.receive_message_async(7), 10)
+        task = asyncio.ensure_future(mq.receive_message_async(8))
+        await asyncio.sleep(0.3)  # the parent sends the next one now
+        time.sleep(0.5)  # blocks the loop: the worker has taken it, the coroutine cannot run
+        task.cancel()
+        second = await task  # cancelled, but the message could not go back: it comes here
+        return [first, second]
+
+    os.write(write_fd, repr(asyncio.run(main())).encode())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only consumer needs another user")
+def test_a_zero_length_message_a_read_only_consumer_meets_is_handed_over(mq):
+    mq.set(mode=0o644)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read)
+            consume_read_only(mq.id, write)
+        finally:
+            os._exit(0)
+    os.close(write)
+    time.sleep(0.5)
+    mq.send(b"", type=7)
+    time.sleep(0.6)
+    mq.send(b"", type=8)
+    with os.fdopen(read) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    assert out == "[Message(type=7, data=b''), Message(type=8, data=b'')]"
+    assert mq.stats().count == 0

@@ -336,3 +336,33 @@ def test_a_record_read_by_the_reader_is_delivered_and_one_left_unread_is_not(mon
     finally:
         reader.join()
         os.close(write)
+
+
+def test_new_line_separators_and_bidi_controls_are_escaped(mq):
+    mq.send("a\u2028b\u2029c\u202ed\u2066e".encode())
+    out = cli("receive", "--id", str(mq.id), check=True).stdout
+    assert out == b"a\\u2028b\\u2029c\\u202ed\\u2066e\n"
+    assert len(out.decode().splitlines()) == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_mid_stream_neither_loses_nor_doubles(mq, tmp_path, signum):
+    sent = 3000
+    out_path = tmp_path / "out"
+    with open(out_path, "wb") as out:
+        receiver = subprocess.Popen([script(), "receive", "--id", str(mq.id), "--follow"], stdout=out)
+        try:
+            for i in range(sent):
+                mq.send(b"%d" % i)
+                if i == sent // 2:
+                    time.sleep(0.1)
+                    receiver.send_signal(signum)  # in the middle of the stream
+            status = receiver.wait(10)
+        finally:
+            if receiver.poll() is None:
+                receiver.kill()
+                receiver.wait()
+    assert status == 128 + signum
+    written = [int(line) for line in out_path.read_bytes().split()]
+    left = [int(m) for m in mq.receive_many(sent, block=False)] if mq.stats().count else []
+    assert sorted(written + left) == list(range(sent))  # each exactly once

@@ -462,3 +462,86 @@ def test_a_bad_wakeup_signal_in_the_environment_leaves_commands_that_open_no_han
     environment = {**os.environ, **BOGUS}
     done = subprocess.run([script, command], env=environment, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "Traceback" not in done.stderr, describe(done)
+
+
+# ---- the signals a thread blocks are never unblocked ----
+
+
+def test_a_thread_that_blocks_the_wakeup_signal_for_sigwait_gets_every_one(mq):
+    # The wake-up signal was chosen (SIGURG) before the application blocked it for sigwait:
+    # later waits in threads that block it use another signal, never unblocking SIGURG.
+    facts = child_report(
+        """
+        import sysvmq
+        mq = attach()
+        try:
+            mq.receive(timeout=0.01)
+        except sysvmq.QueueTimeoutError:
+            pass
+        chosen = sysvmq.wakeup_signal()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {chosen})  # from here on the application sigwaits it
+        waiter = Call(mq.receive, timeout=2)
+        got = 0
+        for _ in range(10):
+            os.kill(os.getpid(), chosen)
+            time.sleep(0.02)
+            while chosen in signal.sigpending():
+                signal.sigwait([chosen])
+                got += 1
+        error, elapsed = waiter.result(5)
+        report(chosen=chosen, got=got, timed_out=isinstance(error, sysvmq.QueueTimeoutError), elapsed=elapsed)
+        """,
+        [mq.id],
+    )
+    assert facts["chosen"] == signal.SIGURG
+    assert facts["got"] == 10
+    assert facts["timed_out"] and facts["elapsed"] < 3
+
+
+def test_a_thread_that_blocks_every_signal_polls_and_steals_none(mq):
+    # The classic signal thread: every signal blocked in every thread, one thread sigwaits.
+    facts = child_report(
+        """
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        import sysvmq
+        mq = attach()
+        waiter = Call(mq.receive, 9, timeout=1)
+        timed = Call(mq.receive, 10)
+        time.sleep(0.1)
+        for _ in range(5):
+            os.kill(os.getpid(), signal.SIGURG)
+        got = 0
+        while signal.SIGURG in signal.sigpending():
+            signal.sigwait([signal.SIGURG])
+            got += 1
+        error, elapsed = waiter.result(5)
+        start = time.monotonic()
+        mq.close()  # wakes the polling waiter, whatever it blocks
+        closed, _ = timed.result(5)
+        report(got=got, timed_out=isinstance(error, sysvmq.QueueTimeoutError), elapsed=elapsed,
+               closed=isinstance(closed, sysvmq.QueueClosedError), close_took=time.monotonic() - start)
+        """,
+        [mq.id],
+    )
+    assert facts["got"] == 1  # standard signals coalesce: one pending, and sigwait took it
+    assert facts["timed_out"] and 1 <= facts["elapsed"] < 3
+    assert facts["closed"] and facts["close_took"] < 2
+
+
+def test_sigwinch_is_left_to_curses(mq):
+    # ncurses installs its resize handler only over SIG_DFL: sysvmq never takes SIGWINCH by itself.
+    facts = child_report(
+        """
+        signal.signal(signal.SIGURG, lambda s, f: None)  # the application's
+        import sysvmq
+        mq = attach()
+        try:
+            mq.receive(timeout=0.05)
+        except sysvmq.QueueTimeoutError:
+            pass
+        report(chosen=sysvmq.wakeup_signal(), winch=str(signal.getsignal(signal.SIGWINCH)))
+        """,
+        [mq.id],
+    )
+    assert facts["chosen"] == signal.SIGRTMAX
+    assert facts["winch"] == str(signal.SIG_DFL)

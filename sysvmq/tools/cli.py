@@ -9,10 +9,10 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from sysvmq.errors import QueueEmptyError, QueueTimeoutError, SysVMQError
+from sysvmq.errors import QueueClosedError, QueueEmptyError, QueueTimeoutError, SysVMQError
 from sysvmq.queue import Message, MessageQueue
 from sysvmq.stats import limits, queues
-from sysvmq.tools.output import Output, OutputClosed, escape, put_back
+from sysvmq.tools.output import Output, OutputClosed, StopSignals, escape, put_back
 
 EXAMPLES = {
     "ls": "sysvmq ls\n  sysvmq ls --json | jq '.[].key'",
@@ -206,25 +206,33 @@ def _record(message: Message, args: argparse.Namespace) -> bytes:
 def cmd_receive(args: argparse.Namespace) -> int:
     out = Output()
     mq = _open(args)
+    spare = MessageQueue.from_id(mq.id)  # for putting back: `stop` closes mq, never this one
     count = None if args.follow else args.count
     received = 0
-    while count is None or received < count:
-        try:
-            message = mq.receive_message(args.type, block=not args.nowait, timeout=args.timeout, truncate=args.truncate)
-        except (QueueEmptyError, QueueTimeoutError):
-            if args.follow:  # --follow with --nowait or --timeout: drain, then stop
+    with StopSignals(mq) as stop:
+        while count is None or received < count:
+            try:
+                message = mq.receive_message(
+                    args.type, block=not args.nowait, timeout=args.timeout, truncate=args.truncate
+                )
+            except QueueClosedError:
+                if stop.signum:
+                    return 128 + stop.signum
+                raise
+            except (QueueEmptyError, QueueTimeoutError):
+                if args.follow:  # --follow with --nowait or --timeout: drain, then stop
+                    return 0
+                raise
+            # The next message is taken only once this one is delivered or back in the queue.
+            try:
+                delivered = out.deliver(_record(message, args))
+            except BaseException:
+                put_back(spare, message)
+                raise
+            if not delivered:
+                put_back(spare, message)
                 return 0
-            raise
-        # The next message is taken only once this one is delivered or back in the queue.
-        try:
-            delivered = out.deliver(_record(message, args))
-        except BaseException:
-            put_back(mq, message)
-            raise
-        if not delivered:
-            put_back(mq, message)
-            return 0
-        received += 1
+            received += 1
     return 0
 
 

@@ -4,15 +4,16 @@ delivered before the next is taken; what cannot be delivered goes back to the qu
 import errno
 import os
 import select
+import signal
 import stat
 import sys
 import time
-from typing import Dict
+from typing import Any, Dict
 
 from sysvmq.errors import SysVMQError, error_for
 from sysvmq.queue import Message, MessageQueue
 
-__all__ = ["Output", "OutputClosed", "escape", "put_back"]
+__all__ = ["Output", "OutputClosed", "StopSignals", "escape", "put_back"]
 
 # Control characters (C0, DEL, C1), backslash, and bytes that are not UTF-8 (decoded
 # as lone surrogates) are written as escapes: a sender cannot drive the operator's
@@ -21,6 +22,10 @@ _ESCAPES: Dict[int, str] = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x
 _ESCAPES.update({code: f"\\u{code:04x}" for code in range(0x80, 0xA0)})  # C1, apart from raw bytes
 _ESCAPES.update({ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
 _ESCAPES.update({0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)})
+# Line and paragraph separators end a line for str.splitlines(); bidirectional controls
+# reorder what the terminal shows.
+_BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_ESCAPES.update({code: f"\\u{code:04x}" for code in [0x2028, 0x2029, *_BIDI]})
 
 
 def escape(payload: bytes) -> str:
@@ -74,10 +79,44 @@ class Output:
             pause = min(pause * 2, 0.005)
 
 
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP close `mq` instead of raising in the middle of a message:
+    the message in hand is delivered (or put back), and the next receive ends the command
+    with status 128 + the signal. A second signal restores the default dispositions, so a
+    third one acts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, mq: MessageQueue) -> None:
+        self.mq = mq
+        self.signum = 0
+        self.previous: Dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum:
+            self._restore()
+            return
+        self.signum = signum
+        self.mq.close()
+
+    def _restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def __enter__(self) -> "StopSignals":
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._restore()
+
+
 def put_back(mq: MessageQueue, message: Message) -> None:
-    """Return a message the command took but could not deliver: at the end of the queue."""
+    """Return a message the command took but could not deliver: at the end of the queue,
+    waiting for room as long as it takes (a message is never dropped for want of it)."""
     try:
-        mq.send(message.data, type=message.type, timeout=10)
+        mq.send(message.data, type=message.type)
     except SysVMQError as e:
         raise error_for(
             e.errno or errno.EIO,

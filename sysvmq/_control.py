@@ -165,8 +165,8 @@ class QueueControl(QueueCore):
                 -r,
                 f"close {self._describe()}",
                 "the handle is closed, but threads still blocked on it cannot be woken: the "
-                "application took sysvmq's wake-up signal and blocks every other free signal in "
-                "those threads; they return when a message arrives (see sysvmq.set_wakeup_signal)",
+                "application took (handles or ignores) the signal they wait with, and no other free "
+                "signal can reach them; they return when a message arrives (see sysvmq.set_wakeup_signal)",
             )
 
     def __enter__(self: _T) -> _T:

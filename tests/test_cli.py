@@ -355,7 +355,9 @@ def test_a_signal_mid_stream_neither_loses_nor_doubles(mq, tmp_path, signum):
             for i in range(sent):
                 mq.send(b"%d" % i)
                 if i == sent // 2:
-                    time.sleep(0.1)
+                    deadline = time.monotonic() + 20
+                    while not out_path.stat().st_size and time.monotonic() < deadline:
+                        time.sleep(0.01)  # the receiver runs (its handlers are in place) once it wrote
                     receiver.send_signal(signum)  # in the middle of the stream
             status = receiver.wait(10)
         finally:

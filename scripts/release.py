@@ -67,8 +67,20 @@ def tools_env(python: str) -> Dict[str, str]:
 
 
 def repair(python: str, wheel: str, arch: str, dist: str) -> None:
-    run([python, "-m", "auditwheel", "repair", "--plat", f"manylinux_{GLIBC.replace('.', '_')}_{arch}", "-w", dist, wheel],
-        tools_env(python))
+    run(
+        [
+            python,
+            "-m",
+            "auditwheel",
+            "repair",
+            "--plat",
+            f"manylinux_{GLIBC.replace('.', '_')}_{arch}",
+            "-w",
+            dist,
+            wheel,
+        ],
+        tools_env(python),
+    )
 
 
 def retag(python: str, wheel: str, arch: str, dist: str) -> None:

@@ -38,19 +38,6 @@ struct msqid_ds {
     ...;
 };
 
-/* Linux IPC_INFO / MSG_INFO; an empty stand-in where SYSVMQ_HAS_IPC_INFO is 0. */
-struct msginfo {
-    int msgpool;
-    int msgmap;
-    int msgmax;
-    int msgmnb;
-    int msgmni;
-    int msgssz;
-    int msgtql;
-    unsigned short msgseg;
-    ...;
-};
-
 #include "types.h"
 
 #define IPC_PRIVATE ...
@@ -78,8 +65,8 @@ static const int SYSVMQ_MSG_COPY;
 static const long SYSVMQ_LONG_MAX;
 static const long SYSVMQ_LONG_MIN;
 
-/* msgget(key, flags): the msqid, or -errno. */
-int sysvmq_get(key_t key, int flags);
+/* msgget(key, flags) into *msqid (negative on macOS after many queues): 0, or -errno. */
+int sysvmq_get(key_t key, int flags, int *msqid);
 
 /* Send `len` bytes of `data` with type `mtype` (-EDOM if < 1).  Blocks unless IPC_NOWAIT
  * is in `flags`, until `deadline_ns` (CLOCK_MONOTONIC, -1 = none): -ETIMEDOUT then.
@@ -151,7 +138,7 @@ int sysvmq_set(int id, long long mode, long long uid, long long gid, long long m
 int sysvmq_remove(int id);
 
 /* msgctl IPC_INFO (`cmd`) or MSG_INFO: the highest slot in use, or -errno (-ENOSYS off Linux). */
-int sysvmq_info(int cmd, struct msginfo *info);
+int sysvmq_info(int cmd, sysvmq_msginfo *info);
 
 /* The key of a queue, and the payload bytes waiting in it. */
 long long sysvmq_perm_key(const struct msqid_ds *ds);

@@ -20,19 +20,16 @@
 #include <sys/prctl.h>
 #endif
 
-#ifdef IPC_INFO
+/* FreeBSD defines IPC_INFO too, but its struct msginfo is the kernel's own. */
+#if defined(__linux__) && defined(IPC_INFO)
 #define SYSVMQ_HAS_IPC_INFO 1
 #define SYSVMQ_IPC_INFO IPC_INFO
 #else
 #define SYSVMQ_HAS_IPC_INFO 0
 #define SYSVMQ_IPC_INFO 0
-struct msginfo {
-    int msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz, msgtql;
-    unsigned short msgseg;
-};
 #endif
 
-#ifdef MSG_INFO
+#if defined(__linux__) && defined(MSG_INFO)
 #define SYSVMQ_HAS_MSG_INFO 1
 #define SYSVMQ_MSG_INFO MSG_INFO
 #else
@@ -100,7 +97,7 @@ static long long sysvmq_perm_key(const struct msqid_ds *ds)
 {
 #if defined(__linux__)
     return (long long)ds->msg_perm.__key;
-#elif defined(__APPLE__)
+#elif defined(__APPLE__) || defined(__NetBSD__)
     return (long long)ds->msg_perm._key;
 #else
     return (long long)ds->msg_perm.key;
@@ -111,6 +108,8 @@ static unsigned long long sysvmq_queue_bytes(const struct msqid_ds *ds)
 {
 #if defined(__linux__)
     return (unsigned long long)ds->__msg_cbytes;
+#elif defined(__NetBSD__)
+    return (unsigned long long)ds->_msg_cbytes;
 #else
     return (unsigned long long)ds->msg_cbytes;
 #endif

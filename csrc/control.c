@@ -43,14 +43,25 @@ static int sysvmq_remove(int id)
     return msgctl(id, IPC_RMID, NULL) < 0 ? -errno : 0;
 }
 
-static int sysvmq_info(int cmd, struct msginfo *info)
+static int sysvmq_info(int cmd, sysvmq_msginfo *out)
 {
 #if SYSVMQ_HAS_IPC_INFO
-    int r = msgctl(0, cmd, (struct msqid_ds *)(void *)info);
-    return r < 0 ? -errno : r;
+    struct msginfo info;
+    int r = msgctl(0, cmd, (struct msqid_ds *)(void *)&info);
+    if (r < 0)
+        return -errno;
+    out->msgpool = info.msgpool;
+    out->msgmap = info.msgmap;
+    out->msgmax = info.msgmax;
+    out->msgmnb = info.msgmnb;
+    out->msgmni = info.msgmni;
+    out->msgssz = info.msgssz;
+    out->msgtql = info.msgtql;
+    out->msgseg = info.msgseg;
+    return r;
 #else
     (void)cmd;
-    (void)info;
+    (void)out;
     return -ENOSYS;
 #endif
 }

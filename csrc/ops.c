@@ -34,10 +34,14 @@ static long sysvmq_send_op(sysvmq_handle *h, const struct sysvmq_op *op, int fla
     return sysvmq_wait(h, op, flags, deadline_ns, token);
 }
 
-static int sysvmq_get(key_t key, int flags)
+static int sysvmq_get(key_t key, int flags, int *msqid)
 {
+    /* An error is -1 and errno; macOS hands out negative msqids after ~32k queues. */
     int r = msgget(key, flags);
-    return r < 0 ? -errno : r;
+    if (r == -1)
+        return -errno;
+    *msqid = r;
+    return 0;
 }
 
 /* A buffer for one outgoing message of `len` bytes: `stack` when it fits. */

@@ -16,6 +16,12 @@ typedef struct {
     int key_known;
 } sysvmq_handle;
 
+/* The kernel's limits and what is in use (Linux IPC_INFO / MSG_INFO), copied out of its
+ * struct msginfo, which other platforms lay out otherwise or keep in the kernel. */
+typedef struct {
+    long long msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz, msgtql, msgseg;
+} sysvmq_msginfo;
+
 /* Lets another thread stop one blocking call (asyncio cancellation). */
 typedef struct {
     int cancelled;

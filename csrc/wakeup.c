@@ -21,7 +21,7 @@ struct sysvmq_waiter {
 
 static pthread_mutex_t sysvmq_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sysvmq_helper_cond;
-static struct sysvmq_waiter sysvmq_waiters = {&sysvmq_waiters, &sysvmq_waiters, 0, NULL, NULL, -1, 0, {{0}}};
+static struct sysvmq_waiter sysvmq_waiters = {.prev = &sysvmq_waiters, .next = &sysvmq_waiters, .kick_ns = -1};
 static pthread_once_t sysvmq_once = PTHREAD_ONCE_INIT;
 static int sysvmq_signo; /* the wake-up signal; 0 until chosen */
 static int sysvmq_helper_running;

@@ -8,7 +8,7 @@ from typing import Optional, Tuple, TypeVar
 from sysvmq._args import INT_MAX, INT_MIN, OPEN_FLAG_BITS, UINT32_MAX, check_flags, check_int, check_key
 from sysvmq._lowlevel import QueueCore
 from sysvmq._sysvmq_cffi import ffi, lib
-from sysvmq.errors import PermissionDeniedError, SysVMQError, error_for
+from sysvmq.errors import PermissionDeniedError, QueueExistsError, SysVMQError, error_for
 from sysvmq.stats import KEY_MASK, QueueStats, limits, queues, stats_from
 
 __all__ = ["QueueControl", "key_of", "open_flags", "open_queue"]
@@ -38,33 +38,36 @@ def open_flags(
 
 
 def open_queue(signed_key: int, flags: int, mode: Optional[int]) -> int:
-    """msgget: the msqid, or the error. With IPC_CREAT and an explicit `mode`, an existing
-    queue must be as closed as asked (see _create_or_open_as_asked)."""
+    """msgget: the msqid, or the error raised. With IPC_CREAT and an explicit `mode`, an
+    existing queue must be as closed as asked (see _create_or_open_as_asked)."""
     what = (
         "create a private queue" if signed_key == lib.IPC_PRIVATE else f"open queue key={signed_key & KEY_MASK:#010x}"
     )
     if mode is not None and flags & lib.IPC_CREAT and not flags & lib.IPC_EXCL and signed_key != lib.IPC_PRIVATE:
-        msqid = _create_or_open_as_asked(signed_key, flags, mode, what)
-    else:
-        msqid = lib.sysvmq_get(signed_key, flags)
-    if msqid < 0:
-        raise error_for(-msqid, what)
-    return msqid
+        return _create_or_open_as_asked(signed_key, flags, mode, what)
+    return _msgget(signed_key, flags, what)
+
+
+def _msgget(signed_key: int, flags: int, what: str) -> int:
+    msqid = ffi.new("int *")
+    r = lib.sysvmq_get(signed_key, flags, msqid)
+    if r < 0:
+        raise error_for(-r, what)
+    return int(msqid[0])
 
 
 def _create_or_open_as_asked(signed_key: int, flags: int, mode: int, what: str) -> int:
-    """msgget for create=True with a mode: the msqid, or -errno.
+    """msgget for create=True with a mode.
 
     IPC_CREAT alone would open a queue someone else made first with other
     permissions, silently: a queue more open than `mode`, or, when `mode` shares
     with no one, a queue of another user, is refused.
     """
-    msqid = lib.sysvmq_get(signed_key, flags | lib.IPC_EXCL)
-    if msqid != -errno.EEXIST:
-        return msqid
-    msqid = lib.sysvmq_get(signed_key, flags & ~lib.IPC_CREAT)
-    if msqid < 0:
-        return msqid
+    try:
+        return _msgget(signed_key, flags | lib.IPC_EXCL, what)
+    except QueueExistsError:
+        pass
+    msqid = _msgget(signed_key, flags & ~lib.IPC_CREAT, what)
     ds = ffi.new("struct msqid_ds *")
     if lib.sysvmq_stat(msqid, ds) < 0:
         return msqid  # no read permission: nothing to compare, and nothing to read either

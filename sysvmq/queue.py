@@ -6,11 +6,13 @@ the work to the cdata layer (sysvmq._lowlevel), except the single-message paths
 call when nothing goes wrong.
 """
 
+import sys
 from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, TypeVar, Union
 
 from sysvmq import aio, wakeup
 from sysvmq._args import (
     INT_MAX,
+    INT_MIN,
     LONG_MAX,
     LONG_MIN,
     SSIZE_LIMIT,
@@ -41,6 +43,8 @@ __all__ = ["Message", "MessageQueue", "Payload"]
 Payload = Union["Buffer", str]
 
 _T = TypeVar("_T")
+#: macOS hands out negative msqids after some 32k queues were made; Linux never does.
+ID_MIN = INT_MIN if sys.platform == "darwin" else 0
 
 # Hot-path names bound once: each global or attribute lookup is paid per message.
 _put = lib.sysvmq_put
@@ -81,7 +85,7 @@ class MessageQueue(QueueControl):
     @classmethod
     def from_id(cls, id: int, max_size: Optional[int] = None) -> "MessageQueue":
         """Attach to an existing queue by its msqid (the id ``ipcs -q`` prints)."""
-        msqid = check_int("id", id, 0, INT_MAX)
+        msqid = check_int("id", id, ID_MIN, INT_MAX)
         size = check_max_size(max_size)
         wakeup.configure_from_environment()
         signed_key, known = key_of(msqid)

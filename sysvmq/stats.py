@@ -97,7 +97,7 @@ def _proc_limit(name: str) -> int:
 
 def limits() -> Limits:
     """The kernel's limits for message queues, and how much of them is in use."""
-    info = ffi.new("struct msginfo *")
+    info = ffi.new("sysvmq_msginfo *")
     if not lib.SYSVMQ_HAS_IPC_INFO:
         raise error_for(errno.ENOSYS, "limits: this platform has no IPC_INFO", "")
     r = lib.sysvmq_info(lib.SYSVMQ_IPC_INFO, info)
@@ -120,7 +120,7 @@ def limits() -> Limits:
 def msgmax() -> int:
     """The kernel's largest message size (kernel.msgmax)."""
     if lib.SYSVMQ_HAS_IPC_INFO:
-        info = ffi.new("struct msginfo *")
+        info = ffi.new("sysvmq_msginfo *")
         r = lib.sysvmq_info(lib.SYSVMQ_IPC_INFO, info)
         if r >= 0:
             return int(info.msgmax)
@@ -134,7 +134,7 @@ def queues() -> List[QueueStats]:
     """Every queue this process may see, as ``ipcs -q`` lists them (Linux)."""
     if not lib.SYSVMQ_HAS_MSG_INFO:
         raise error_for(errno.ENOSYS, "queues: this platform cannot list queues", "")
-    info = ffi.new("struct msginfo *")
+    info = ffi.new("sysvmq_msginfo *")
     highest = lib.sysvmq_info(lib.SYSVMQ_MSG_INFO, info)
     if highest < 0:
         raise error_for(-highest, "queues: msgctl(MSG_INFO)", "")

@@ -1,6 +1,7 @@
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -16,10 +17,17 @@ ROOT = os.path.dirname(HERE)
 
 
 def queue_ids() -> Set[int]:
-    """The msqids the kernel holds now, from /proc/sysvipc/msg."""
-    with open("/proc/sysvipc/msg") as f:
-        next(f)
-        return {int(line.split()[1]) for line in f if line.strip()}
+    """The msqids the kernel holds now: /proc/sysvipc/msg on Linux, `ipcs -q` elsewhere."""
+    if os.path.exists("/proc/sysvipc/msg"):
+        with open("/proc/sysvipc/msg") as f:
+            next(f)
+            return {int(line.split()[1]) for line in f if line.strip()}
+    out = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
+    return {
+        int(fields[1])
+        for fields in (line.split() for line in out.splitlines())
+        if len(fields) > 2 and fields[1].lstrip("-").isdigit()
+    }
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

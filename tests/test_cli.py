@@ -174,14 +174,16 @@ def test_demo_runs_and_leaves_no_queue():
         (["receive", "1_000"], 2),
         (["receive", "\u0661\u0662"], 2),  # Arabic-Indic digits
         (["stat", "--id", "1_0"], 2),
-        (["send", "0x1", "--mode", "0600", "x"], 2),  # --mode without --create
-        (["send", "0x1", "--exclusive", "x"], 2),  # --exclusive without --create
+        (["send", "0x1", "x", "--mode", "0600"], 2),  # --mode without --create
+        (["send", "0x1", "x", "--exclusive"], 2),  # --exclusive without --create
     ],
 )
 def test_usage_errors(args, code):
     result = cli(*args)
     assert result.returncode == code
     assert "Traceback" not in result.stderr.decode()
+    if "--mode" in args or "--exclusive" in args:
+        assert "--create" in result.stderr.decode()
 
 
 def test_missing_queue_is_one_line_naming_it(free_key):

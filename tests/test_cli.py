@@ -292,9 +292,8 @@ def test_a_message_that_cannot_be_put_back_is_reported(mq):
         put_back(gone, sysvmq.Message(3, b"xy"))
 
 
-def test_a_pipe_whose_reader_leaves_without_reading_is_not_a_delivery(monkeypatch):
-    from sysvmq.tools.output import Output
-
+def stdout_to_a_pipe(monkeypatch):
+    """sys.stdout writing to a new pipe: its (read, write) ends."""
     read, write = os.pipe()
 
     class Stdout:
@@ -305,6 +304,13 @@ def test_a_pipe_whose_reader_leaves_without_reading_is_not_a_delivery(monkeypatc
             return write
 
     monkeypatch.setattr(sys, "stdout", Stdout())
+    return read, write
+
+
+def test_a_pipe_whose_reader_leaves_without_reading_is_not_a_delivery(monkeypatch):
+    from sysvmq.tools.output import Output
+
+    read, write = stdout_to_a_pipe(monkeypatch)
     try:
         out = Output()
         assert out.pipe
@@ -318,16 +324,7 @@ def test_a_pipe_whose_reader_leaves_without_reading_is_not_a_delivery(monkeypatc
 def test_a_record_read_by_the_reader_is_delivered_and_one_left_unread_is_not(monkeypatch):
     from sysvmq.tools.output import Output
 
-    read, write = os.pipe()
-
-    class Stdout:
-        def flush(self):
-            pass
-
-        def fileno(self):
-            return write
-
-    monkeypatch.setattr(sys, "stdout", Stdout())
+    read, write = stdout_to_a_pipe(monkeypatch)
     reader = threading.Timer(0.05, lambda: os.read(read, 100))
     reader.start()
     try:

@@ -211,7 +211,8 @@ class QueueCore:
         """After a failed fast-path receive: raise, or resume it after signal handlers ran."""
         if n == _EDOM:
             deadline_ns(timeout)  # raises: a negative or NaN timeout
-        deadline = -1 if timeout is None or n != _EINTR else buffer[2][0]
+        _, _, deadline_slot, _ = buffer
+        deadline = -1 if timeout is None or n != _EINTR else deadline_slot[0]
         return self._receive_loop(mtype, Options(0, deadline, timeout), buffer, _NULL, n)
 
     def _receive_one(self, mtype: int, options: Options, dest: Any = _NULL) -> Tuple[int, int, bytes]:

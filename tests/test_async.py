@@ -438,3 +438,20 @@ def test_a_zero_length_message_a_read_only_consumer_meets_is_handed_over(mq):
     os.waitpid(pid, 0)
     assert out == "[Message(type=7, data=b''), Message(type=8, data=b'')]"
     assert mq.stats().count == 0
+
+
+def test_a_call_cancelled_twice_still_waits_for_its_worker_and_raises_once(mq):
+    async def main():
+        task = asyncio.ensure_future(mq.receive_async())
+        await asyncio.sleep(0.05)  # the worker waits in the kernel
+        loop = asyncio.get_running_loop()
+        task.cancel()
+        for delay in (0, 0.0001, 0.0005):  # land while the first cancel waits for the worker
+            loop.call_later(delay, task.cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        mq.send(b"after both cancels")
+        await asyncio.sleep(0.05)
+        return mq.stats().count
+
+    assert run(main()) == 1  # the worker had left: it took nothing afterwards

@@ -13,7 +13,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 from sysvmq._args import MSG_COPY, bad_type, check_send_type, deadline_ns
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
-from sysvmq.stats import msgmax
+from sysvmq.stats import KEY_MASK, msgmax
 
 __all__ = ["PLAIN", "Message", "Options", "QueueCore", "ReceiveBuffer", "new_message"]
 
@@ -102,7 +102,7 @@ class QueueCore:
         self._h.key = signed_key
         self._h.key_known = key_known
         self._h.max_size = max_size
-        self._key = signed_key & 0xFFFFFFFF
+        self._key = signed_key & KEY_MASK
         self._id = msqid
         self._max_size = max_size
         self._buffers = []
@@ -215,17 +215,20 @@ class QueueCore:
         deadline = -1 if timeout is None or n != _EINTR else deadline_slot[0]
         return self._receive_loop(mtype, Options(0, deadline, timeout), buffer, _NULL, n)
 
+    def _spare_buffer(self) -> ReceiveBuffer:
+        """A receive buffer of this call's own: a free one, or a new one (the fast paths inline this)."""
+        try:
+            return self._buffers.pop()
+        except IndexError:
+            return self._buffer()
+
     def _receive_one(self, mtype: int, options: Options, dest: Any = _NULL) -> Tuple[int, int, bytes]:
         """One message with checked options: (length, type, payload; b"" when copied into `dest`)."""
-        buffers = self._buffers
-        try:
-            buffer = buffers.pop()
-        except IndexError:
-            buffer = self._buffer()
+        buffer = self._spare_buffer()
         n = self._receive_loop(mtype, options, buffer, dest)
         text, got_type, _, _ = buffer
         taken = n, got_type[0], b"" if dest is not _NULL else _unpack(text, n)
-        buffers.append(buffer)
+        self._buffers.append(buffer)
         return taken
 
     def _receive_batch(self, max_count: int, mtype: int, options: Options) -> List[bytes]:
@@ -258,11 +261,7 @@ class QueueCore:
         what = f"peek at message {index} of {self._describe()}"
         if not MSG_COPY:
             raise error_for(errno.ENOSYS, what, "this platform has no MSG_COPY")
-        buffers = self._buffers
-        try:
-            buffer = buffers.pop()
-        except IndexError:
-            buffer = self._buffer()
+        buffer = self._spare_buffer()
         text, got_type, _, _ = buffer
         try:
             n = _receive(self._h, text, self._max_size, index, MSG_COPY | lib.IPC_NOWAIT, -1, _NULL, _NULL)
@@ -274,7 +273,7 @@ class QueueCore:
                 raise self._receive_error(-n, None)
             return new_message((got_type[0], _unpack(text, n)))
         finally:
-            buffers.append(buffer)
+            self._buffers.append(buffer)
 
     def _await_message(self, mtype: int, options: Options, token: Any) -> Optional[Message]:
         """Block until a message `mtype` selects is waiting, taking none (PEP 475 retries):

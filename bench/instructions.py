@@ -37,16 +37,17 @@ try:
 finally:
     mq.destroy()
 """,
-    "bare cffi: sysvmq_put + sysvmq_take + unpack": PRELUDE
+    "bare cffi: sysvmq_put + sysvmq_take + slice": PRELUDE
     + """
 from sysvmq._sysvmq_cffi import ffi, lib
-raw = ffi.new("char[]", 16 + mq.max_size)
-text = ffi.cast("char *", raw) + ffi.offsetof("struct sysvmq_msgbuf", "mtext")
-put, take, unpack, h = lib.sysvmq_put, lib.sysvmq_take, ffi.unpack, mq._h
+rb = ffi.new("sysvmq_rbuf *", {"mtext": mq.max_size})
+rb.handle = mq._h
+view = ffi.buffer(rb.mtext)
+put, take, h = lib.sysvmq_put, lib.sysvmq_take, mq._h
 
 def pair():
     put(h, 1, payload, 64)
-    return unpack(text, take(h, text, 0))
+    return view[: take(rb)]
 
 try:
     for _ in range(n):

@@ -80,11 +80,10 @@ int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t len, int 
 /* sysvmq_send with no flags, no deadline, no token: the common case in one short call. */
 int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len);
 
-/* Receive into the buffer whose payload area is `text` (the mtext of a struct
- * sysvmq_msgbuf with room for `cap` bytes): the payload length, or -errno as for
- * sysvmq_send.  With `dest` not NULL the payload is copied there as well. */
-long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int flags,
-                    long long deadline_ns, sysvmq_token *token, char *dest);
+/* Receive into `b` (up to `cap` <= its handle's max_size bytes): the payload length, or
+ * -errno as for sysvmq_send.  With `dest` not NULL the payload is copied there as well. */
+long sysvmq_receive(sysvmq_rbuf *b, size_t cap, long msgtyp, int flags, long long deadline_ns,
+                    sysvmq_token *token, char *dest);
 
 /* Wait, as sysvmq_receive would, until a message that `msgtyp` and `flags` select is
  * waiting, and take none: 0 then.  A zero-length message fits the zero-byte buffer and is
@@ -93,14 +92,17 @@ long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int f
 long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
                   sysvmq_token *token, long *taken);
 
-/* sysvmq_receive with cap = h->max_size, no flags, no deadline, no token, no dest. */
-long sysvmq_take(sysvmq_handle *h, char *text, long msgtyp);
+/* The fast receive: sysvmq_receive of the first message (msgtyp 0), with the full
+ * max_size, no flags, no deadline, no token, no dest. */
+long sysvmq_take(sysvmq_rbuf *b);
 
-/* sysvmq_take waiting at most `timeout` seconds (-EDOM if negative or NaN).  When it has
- * to wait it stores its absolute deadline in *deadline_ns first, for a retry after
+/* sysvmq_take of the message `msgtyp` selects. */
+long sysvmq_take_type(sysvmq_rbuf *b, long msgtyp);
+
+/* sysvmq_take_type waiting at most `timeout` seconds (-EDOM if negative or NaN).  When it
+ * has to wait it stores its absolute deadline in b->deadline_ns first, for a retry after
  * -EINTR (through sysvmq_receive) to keep; a message already there costs no clock read. */
-long sysvmq_take_within(sysvmq_handle *h, char *text, long msgtyp, double timeout,
-                        long long *deadline_ns);
+long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout);
 
 /* Send `count` messages of type `mtype`, packed back to back in `data` with lengths
  * `lens`; *sent counts those that went.  0, or -errno for the message at *sent. */

@@ -20,6 +20,13 @@
 #include <sys/prctl.h>
 #endif
 
+/* A layout fact checked at compile time (C11, or a negative array size before it). */
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define SYSVMQ_STATIC_ASSERT(cond, why) _Static_assert(cond, why)
+#else
+#define SYSVMQ_STATIC_ASSERT(cond, why) ((void)sizeof(char[(cond) ? 1 : -1]))
+#endif
+
 /* FreeBSD defines IPC_INFO too, but its struct msginfo is the kernel's own. */
 #if defined(__linux__) && defined(IPC_INFO)
 #define SYSVMQ_HAS_IPC_INFO 1

@@ -77,10 +77,13 @@ static int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t le
     return (int)r;
 }
 
-/* The message buffer whose payload area starts at `text`. */
-static struct sysvmq_msgbuf *sysvmq_buffer_of(char *text)
+/* A receive buffer's message, as msgrcv reads and writes it. */
+static struct sysvmq_msgbuf *sysvmq_message_of(sysvmq_rbuf *b)
 {
-    return (struct sysvmq_msgbuf *)(void *)(text - offsetof(struct sysvmq_msgbuf, mtext));
+    SYSVMQ_STATIC_ASSERT(offsetof(sysvmq_rbuf, mtext) - offsetof(sysvmq_rbuf, mtype) ==
+                             offsetof(struct sysvmq_msgbuf, mtext),
+                         "sysvmq_rbuf holds a struct sysvmq_msgbuf from its mtype on");
+    return (struct sysvmq_msgbuf *)(void *)&b->mtype;
 }
 
 /* An msgrcv of up to `cap` payload bytes into `buf`. */
@@ -109,11 +112,11 @@ static long sysvmq_receive_op(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_
     return r < 0 ? r : sysvmq_wait(h, &op, flags, deadline_ns, token);
 }
 
-static long sysvmq_receive(sysvmq_handle *h, char *text, size_t cap, long msgtyp, int flags,
+static long sysvmq_receive(sysvmq_rbuf *b, size_t cap, long msgtyp, int flags,
                            long long deadline_ns, sysvmq_token *token, char *dest)
 {
-    struct sysvmq_msgbuf *buf = sysvmq_buffer_of(text);
-    long r = sysvmq_receive_op(h, buf, cap, msgtyp, flags, deadline_ns, token);
+    struct sysvmq_msgbuf *buf = sysvmq_message_of(b);
+    long r = sysvmq_receive_op(b->handle, buf, cap, msgtyp, flags, deadline_ns, token);
     if (r > 0 && dest != NULL)
         memcpy(dest, buf->mtext, (size_t)r);
     return r;
@@ -149,28 +152,73 @@ static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long dea
     return 1;
 }
 
-static long sysvmq_take(sysvmq_handle *h, char *text, long msgtyp)
+static long sysvmq_take_type(sysvmq_rbuf *b, long msgtyp)
 {
-    return sysvmq_receive_op(h, sysvmq_buffer_of(text), h->max_size, msgtyp, 0, -1, NULL);
+    sysvmq_handle *h = b->handle;
+    return sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL);
 }
 
-static long sysvmq_take_within(sysvmq_handle *h, char *text, long msgtyp, double timeout,
-                               long long *deadline_ns)
+static long sysvmq_take(sysvmq_rbuf *b)
 {
+    return sysvmq_take_type(b, 0);
+}
+
+static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
+{
+    sysvmq_handle *h = b->handle;
     struct sysvmq_op op;
     long r;
     if (!(timeout >= 0))
         return -EDOM; /* negative or NaN */
     if (sysvmq_is_closed(h))
         return -EBADF;
-    sysvmq_receiving(&op, h, sysvmq_buffer_of(text), h->max_size, msgtyp);
+    sysvmq_receiving(&op, h, sysvmq_message_of(b), h->max_size, msgtyp);
     r = sysvmq_attempt(&op, IPC_NOWAIT);
     if (r != -ENOMSG)
         return r;
     /* Only a call that has to wait needs its deadline. */
-    *deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS ? -1 : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
+    b->deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS
+                         ? -1
+                         : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
     r = sysvmq_check_queue(h, 0);
-    return r < 0 ? r : sysvmq_wait(h, &op, 0, *deadline_ns, NULL);
+    return r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL);
+}
+
+/* The next message of a batch, as sysvmq_send_op sends one, but a batch registers as a
+ * waiter once, at its first wait, and stays registered (`*w`, `*waiting`) until it ends:
+ * then every message is one blocking msgsnd.  The capacity is read again only for a
+ * message larger than those it was read for (`*checked`). */
+static long sysvmq_send_next(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
+                             long long deadline_ns, sysvmq_token *token, struct sysvmq_waiter *w,
+                             int *waiting, size_t *checked)
+{
+    long r;
+    if (*waiting) {
+        r = sysvmq_stopped(h, token); /* close() and cancel() wait for a registered batch */
+        if (r < 0)
+            return r;
+        if (op->size > *checked) {
+            r = sysvmq_check_queue(h, op->size);
+            if (r < 0)
+                return r;
+            *checked = op->size;
+        }
+        return sysvmq_attempt_as(w, op, flags, deadline_ns);
+    }
+    r = sysvmq_attempt(op, flags | IPC_NOWAIT);
+    if (r != -EAGAIN || (flags & IPC_NOWAIT))
+        return r;
+    r = sysvmq_check_queue(h, op->size);
+    if (r < 0)
+        return r;
+    *checked = op->size;
+    if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
+        return -ETIMEDOUT;
+    r = sysvmq_enter(w, h, token, deadline_ns);
+    if (r < 0)
+        return r;
+    *waiting = 1;
+    return sysvmq_attempt_as(w, op, flags, deadline_ns);
 }
 
 static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, const size_t *lens,
@@ -179,7 +227,9 @@ static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, cons
 {
     long stack[1 + SYSVMQ_STACK_PAYLOAD / sizeof(long)];
     struct sysvmq_op op;
-    size_t i, offset = 0, largest = 0;
+    struct sysvmq_waiter w;
+    int waiting = 0;
+    size_t i, offset = 0, largest = 0, checked = 0;
     long r = 0;
     if (mtype < 1)
         return -EDOM;
@@ -201,12 +251,14 @@ static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, cons
         op.buf->mtype = mtype;
         op.size = lens[i];
         memcpy(op.buf->mtext, data + offset, lens[i]);
-        r = sysvmq_send_op(h, &op, flags, deadline_ns, token);
+        r = sysvmq_send_next(h, &op, flags, deadline_ns, token, &w, &waiting, &checked);
         if (r < 0)
             break;
         offset += lens[i];
         *sent = i + 1;
     }
+    if (waiting)
+        sysvmq_leave(&w);
     if ((void *)op.buf != (void *)stack)
         free(op.buf);
     return r < 0 ? (int)r : 0;

@@ -22,6 +22,17 @@ typedef struct {
     long long msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz, msgtql, msgseg;
 } sysvmq_msginfo;
 
+/* One receive buffer of a handle (owned by Python, never shared by two calls at once): the
+ * handle it serves, so the fast receive converts one argument; where a timed wait leaves
+ * its deadline for a retry after EINTR; then the message as msgrcv writes it: the type,
+ * then `max_size` bytes of payload room (ops.c checks the layout matches sysvmq_msgbuf). */
+typedef struct {
+    sysvmq_handle *handle;
+    long long deadline_ns;
+    long mtype;
+    char mtext[];
+} sysvmq_rbuf;
+
 /* Lets another thread stop one blocking call (asyncio cancellation). */
 typedef struct {
     int cancelled;

@@ -62,6 +62,69 @@ static long sysvmq_poll(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     }
 }
 
+/* Register `w` as a waiter of this thread in a call on `h`: its signal, 0 if no signal
+ * can reach the thread (it must poll), or -errno if the call is stopped already. */
+static int sysvmq_enter(struct sysvmq_waiter *w, sysvmq_handle *h, sysvmq_token *token,
+                        long long deadline_ns)
+{
+    long r;
+    int signo = 0;
+    pthread_once(&sysvmq_once, sysvmq_init);
+    /* The mask is read every time: the application may change it between calls. */
+    sigemptyset(&w->mask);
+    pthread_sigmask(SIG_BLOCK, NULL, &w->mask);
+    w->thread = pthread_self();
+    w->handle = h;
+    w->token = token;
+    w->kick_ns = -1;
+    pthread_mutex_lock(&sysvmq_lock);
+    r = sysvmq_stopped(h, token);
+    if (r == 0) {
+        signo = sysvmq_signal_for(&w->mask);
+        if (signo != 0 && deadline_ns >= 0) {
+            if (sysvmq_start_helper() == 0) {
+                w->kick_ns = deadline_ns;
+                pthread_cond_signal(&sysvmq_helper_cond);
+            } else {
+                signo = 0;
+            }
+        }
+        w->signo = signo;
+        w->prev = sysvmq_waiters.prev;
+        w->next = &sysvmq_waiters;
+        sysvmq_waiters.prev->next = w;
+        sysvmq_waiters.prev = w;
+    }
+    pthread_mutex_unlock(&sysvmq_lock);
+    return r < 0 ? (int)r : signo;
+}
+
+static void sysvmq_leave(struct sysvmq_waiter *w)
+{
+    pthread_mutex_lock(&sysvmq_lock);
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    pthread_mutex_unlock(&sysvmq_lock);
+}
+
+/* One blocking attempt by a registered waiter (polling if no signal reaches it); an
+ * -EINTR becomes why the call was woken: closed, cancelled or past its deadline, or
+ * stays -EINTR (a handler of the application's: let Python run it). */
+static long sysvmq_attempt_as(const struct sysvmq_waiter *w, const struct sysvmq_op *op, int flags,
+                              long long deadline_ns)
+{
+    long r = w->signo == 0 ? sysvmq_poll(w->handle, op, flags, deadline_ns, w->token)
+                           : sysvmq_attempt(op, flags);
+    if (r == -EINTR) {
+        long stop = sysvmq_stopped(w->handle, w->token);
+        if (stop < 0)
+            r = stop;
+        else if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
+            r = -ETIMEDOUT;
+    }
+    return r;
+}
+
 /* The IPC_NOWAIT attempt found no message (or no room): block as a registered
  * waiter until the operation completes, the deadline passes, the handle is
  * closed, the token is cancelled or another signal arrives. */
@@ -70,53 +133,12 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
 {
     struct sysvmq_waiter w;
     long r;
-    int signo = 0;
-
     if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
         return -ETIMEDOUT;
-    pthread_once(&sysvmq_once, sysvmq_init);
-    /* The mask is read every time: the application may change it between calls. */
-    sigemptyset(&w.mask);
-    pthread_sigmask(SIG_BLOCK, NULL, &w.mask);
-    w.thread = pthread_self();
-    w.handle = h;
-    w.token = token;
-    w.kick_ns = -1;
-    pthread_mutex_lock(&sysvmq_lock);
-    r = sysvmq_stopped(h, token);
-    if (r == 0) {
-        signo = sysvmq_signal_for(&w.mask);
-        if (signo != 0 && deadline_ns >= 0) {
-            if (sysvmq_start_helper() == 0) {
-                w.kick_ns = deadline_ns;
-                pthread_cond_signal(&sysvmq_helper_cond);
-            } else {
-                signo = 0;
-            }
-        }
-        w.signo = signo;
-        w.prev = sysvmq_waiters.prev;
-        w.next = &sysvmq_waiters;
-        sysvmq_waiters.prev->next = &w;
-        sysvmq_waiters.prev = &w;
-    }
-    pthread_mutex_unlock(&sysvmq_lock);
+    r = sysvmq_enter(&w, h, token, deadline_ns);
     if (r < 0)
         return r;
-
-    r = signo == 0 ? sysvmq_poll(h, op, flags, deadline_ns, token) : sysvmq_attempt(op, flags);
-
-    pthread_mutex_lock(&sysvmq_lock);
-    w.prev->next = w.next;
-    w.next->prev = w.prev;
-    pthread_mutex_unlock(&sysvmq_lock);
-
-    if (r == -EINTR) {
-        long stop = sysvmq_stopped(h, token);
-        if (stop < 0)
-            r = stop;
-        else if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
-            r = -ETIMEDOUT;
-    }
+    r = sysvmq_attempt_as(&w, op, flags, deadline_ns);
+    sysvmq_leave(&w);
     return r;
 }

@@ -6,9 +6,12 @@ it and adds the public methods, with the hand-tuned single-message paths. Argume
 reach this layer already checked (sysvmq._args).
 """
 
+import collections
 import errno
 import functools
-from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+import struct
+from array import array
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from sysvmq._args import MSG_COPY, bad_type, check_send_type, deadline_ns
 from sysvmq._sysvmq_cffi import ffi, lib
@@ -25,8 +28,19 @@ _EINTR = -errno.EINTR
 _EDOM = -errno.EDOM
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 _HEADER = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
+#: The deque type of the free lists: pop and append are atomic, and unlike a list's they
+#: never reallocate as it empties and fills again, one call after another.
+FreeList = collections.deque
 #: The largest out-buffer receive_many() uses: a batch stops when it is full.
 BATCH_BYTES = 1 << 20
+#: receive_many lays message i out at an offset aligned to a long, its payload after the type.
+_ALIGN = ffi.sizeof("long")
+#: The array typecode of size_t: send_many hands C its lengths in one buffer.
+_SIZE_T = next(code for code in "QLI" if array(code).itemsize == ffi.sizeof("size_t"))
+#: Struct objects that cut a batch of equal-sized messages into bytes in one C loop, by
+#: (count, size); a bounded cache, emptied when full.
+_SPLITTERS: Dict[Tuple[int, int], struct.Struct] = {}
+_SPLITTERS_MAX = 64
 
 
 class Message(NamedTuple):
@@ -53,18 +67,19 @@ PLAIN = Options(0, -1, None)
 
 
 #: One message's worth of memory for msgrcv, from the handle's free list:
-#: ``text, mtype, deadline, owner = buffer`` - the payload (char *, right after the type),
-#: the type msgrcv wrote (long *), where a timed wait left its deadline for a retry after
-#: EINTR (long long *), and the allocation both point into. A plain tuple: the fast paths
-#: index it (cheaper than unpacking four, and than a NamedTuple's attributes), the rest
-#: unpack it by name.
-ReceiveBuffer = Tuple[Any, Any, Any, Any]
+#: ``rb, view = buffer`` - the ``sysvmq_rbuf *`` (it points at the handle, so the fast
+#: receive passes C one argument; msgrcv writes its ``mtype`` and ``mtext``) and a cffi
+#: buffer over its payload room, which ``view[:n]`` copies into bytes. A plain pair: the
+#: cheapest thing to unpack.
+ReceiveBuffer = Tuple[Any, Any]
 
 
 class BatchBuffer(NamedTuple):
-    """receive_many's memory: messages back to back in `out`, and where each one is."""
+    """receive_many's memory: messages back to back in `out` (`view` over it), and where
+    each one is."""
 
     out: Any
+    view: Any
     size: int
     slots: int
     offsets: Any
@@ -74,14 +89,29 @@ class BatchBuffer(NamedTuple):
 
 def _batch_buffer(size: int, slots: int) -> BatchBuffer:
     slots = max(slots, 64)
+    out = _alloc("char[]", size)
     return BatchBuffer(
-        _alloc("char[]", size),
+        out,
+        ffi.buffer(out, size),
         size,
         slots,
         ffi.new("size_t[]", slots),
         ffi.new("size_t[]", slots),
         ffi.new("long[]", slots),
     )
+
+
+def _splitter(count: int, size: int) -> struct.Struct:
+    """A Struct whose unpack_from() gives the payloads of `count` messages of `size` bytes
+    each, laid out as sysvmq_receive_many lays them out."""
+    splitter = _SPLITTERS.get((count, size))
+    if splitter is None:
+        gap = -(_HEADER + size) % _ALIGN + _HEADER  # from the end of one payload to the next
+        layout = f"{_HEADER}x{size}s" + f"{gap}x{size}s" * (count - 1)
+        if len(_SPLITTERS) >= _SPLITTERS_MAX:
+            _SPLITTERS.clear()
+        splitter = _SPLITTERS[(count, size)] = struct.Struct(layout)
+    return splitter
 
 
 class QueueCore:
@@ -93,8 +123,8 @@ class QueueCore:
     _key: int
     _id: int
     _max_size: int
-    _buffers: List[ReceiveBuffer]  # free receive buffers; a call takes one, so threads never share
-    _batches: List[BatchBuffer]  # free receive_many buffers
+    _buffers: Deque[ReceiveBuffer]  # free receive buffers; a call takes one, so threads never share
+    _batches: Deque[BatchBuffer]  # free receive_many buffers
 
     def _setup(self, signed_key: int, key_known: bool, msqid: int, max_size: int) -> None:
         self._h = ffi.new("sysvmq_handle *")
@@ -105,8 +135,8 @@ class QueueCore:
         self._key = signed_key & KEY_MASK
         self._id = msqid
         self._max_size = max_size
-        self._buffers = []
-        self._batches = []
+        self._buffers = FreeList()
+        self._batches = FreeList()
 
     def _describe(self) -> str:
         return f"queue key={self._key:#010x} id={self._id}"
@@ -171,7 +201,7 @@ class QueueCore:
 
     def _send_batch(self, parts: List[bytes], mtype: int, options: Options) -> int:
         """Every one of `parts` (exact bytes), in one call into C: how many were sent."""
-        lens = ffi.new("size_t[]", [len(p) for p in parts])
+        lens = ffi.from_buffer("size_t[]", array(_SIZE_T, map(len, parts)))
         data = b"".join(parts)
         sent = ffi.new("size_t *")
         h = self._h
@@ -187,9 +217,10 @@ class QueueCore:
     # ---- receiving ----
 
     def _buffer(self) -> ReceiveBuffer:
-        """A receive buffer for max_size bytes."""
-        raw = _alloc("char[]", _HEADER + self._max_size)
-        return ffi.cast("char *", raw) + _HEADER, ffi.cast("long *", raw), ffi.new("long long *"), raw
+        """A new receive buffer for max_size bytes, for this handle."""
+        rb = _alloc("sysvmq_rbuf *", {"mtext": self._max_size})
+        rb.handle = self._h  # both live as long as this object: the buffer sits in its free list
+        return rb, ffi.buffer(rb.mtext, self._max_size)
 
     def _receive_loop(
         self, mtype: int, options: Options, buffer: ReceiveBuffer, dest: Any = _NULL, n: int = _EINTR
@@ -197,22 +228,20 @@ class QueueCore:
         """Receive into `buffer` (and `dest`, if given), resuming after signal handlers ran:
         the payload length. `n` is the result of an attempt already made; the default makes
         the first one."""
-        h = self._h
-        text = buffer[0]
+        rb = buffer[0]
         flags, deadline, timeout = options
         cap = self._max_size if dest is _NULL else min(len(dest), self._max_size)
         while n < 0:
             if n != _EINTR:
                 raise self._receive_error(-n, timeout)
-            n = _receive(h, text, cap, mtype, flags, deadline, _NULL, dest)
+            n = _receive(rb, cap, mtype, flags, deadline, _NULL, dest)
         return n
 
     def _resume_fast_receive(self, n: int, mtype: int, timeout: Optional[float], buffer: ReceiveBuffer) -> int:
         """After a failed fast-path receive: raise, or resume it after signal handlers ran."""
         if n == _EDOM:
             deadline_ns(timeout)  # raises: a negative or NaN timeout
-        _, _, deadline_slot, _ = buffer
-        deadline = -1 if timeout is None or n != _EINTR else deadline_slot[0]
+        deadline = -1 if timeout is None or n != _EINTR else buffer[0].deadline_ns
         return self._receive_loop(mtype, Options(0, deadline, timeout), buffer, _NULL, n)
 
     def _spare_buffer(self) -> ReceiveBuffer:
@@ -226,8 +255,8 @@ class QueueCore:
         """One message with checked options: (length, type, payload; b"" when copied into `dest`)."""
         buffer = self._spare_buffer()
         n = self._receive_loop(mtype, options, buffer, dest)
-        text, got_type, _, _ = buffer
-        taken = n, got_type[0], b"" if dest is not _NULL else _unpack(text, n)
+        rb, view = buffer
+        taken = n, rb.mtype, b"" if dest is not _NULL else view[:n]
         self._buffers.append(buffer)
         return taken
 
@@ -243,7 +272,7 @@ class QueueCore:
             batch = _batch_buffer(size, slots)
         if batch.size != size or batch.slots < slots:
             batch = _batch_buffer(size, slots)
-        out, _, _, offsets, lens, types = batch
+        out, view, _, _, offsets, lens, types = batch
         h = self._h
         flags, deadline, timeout = options
         while True:
@@ -252,8 +281,11 @@ class QueueCore:
                 break
             if n != _EINTR:
                 raise self._receive_error(-n, timeout)
-        view = ffi.buffer(out, size)
-        messages = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), ffi.unpack(lens, n))]
+        sizes = ffi.unpack(lens, n)
+        if sizes.count(sizes[0]) == n:  # all of one size, as batches often are: one C loop
+            messages = list(_splitter(n, sizes[0]).unpack_from(view))
+        else:
+            messages = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)]
         batches.append(batch)
         return messages
 
@@ -262,16 +294,16 @@ class QueueCore:
         if not MSG_COPY:
             raise error_for(errno.ENOSYS, what, "this platform has no MSG_COPY")
         buffer = self._spare_buffer()
-        text, got_type, _, _ = buffer
+        rb, view = buffer
         try:
-            n = _receive(self._h, text, self._max_size, index, MSG_COPY | lib.IPC_NOWAIT, -1, _NULL, _NULL)
+            n = _receive(rb, self._max_size, index, MSG_COPY | lib.IPC_NOWAIT, -1, _NULL, _NULL)
             if n == -errno.ENOMSG:
                 raise error_for(errno.ENOMSG, what, f"the queue holds fewer than {index + 1} messages")
             if n == -errno.ENOSYS:
                 raise error_for(errno.ENOSYS, what, "this kernel was built without CONFIG_CHECKPOINT_RESTORE")
             if n < 0:
                 raise self._receive_error(-n, None)
-            return new_message((got_type[0], _unpack(text, n)))
+            return new_message((rb.mtype, view[:n]))
         finally:
             self._buffers.append(buffer)
 

@@ -49,8 +49,8 @@ ID_MIN = INT_MIN if sys.platform == "darwin" else 0
 # Hot-path names bound once: each global or attribute lookup is paid per message.
 _put = lib.sysvmq_put
 _take = lib.sysvmq_take
+_take_type = lib.sysvmq_take_type
 _take_within = lib.sysvmq_take_within
-_unpack = ffi.unpack
 _NULL = ffi.NULL
 
 
@@ -134,7 +134,7 @@ class MessageQueue(QueueControl):
         (:class:`QueueTimeoutError`).
         """
         data = message if exact_type(message) is bytes else payload(message)
-        if flags or not block or timeout is not None or type.__class__ is not int:
+        if flags or not block or timeout is not None or exact_type(type) is not int:
             mtype = check_send_type(type)
             self._send_loop(data, mtype, Options(*send_options(flags, block, timeout), timeout))
             return
@@ -154,11 +154,14 @@ class MessageQueue(QueueControl):
         and is raised with ``.sent``: how many went before it. `timeout` bounds the
         whole batch.
         """
-        mtype = check_send_type(type)
-        parts = [m if exact_type(m) is bytes else as_bytes(m) for m in messages]
+        mtype = type if exact_type(type) is int and 0 < type <= LONG_MAX else check_send_type(type)
+        options = PLAIN if block and timeout is None else Options(*send_options(0, block, timeout), timeout)
+        parts: List[Any] = list(messages)  # our own copy: nobody changes it between len() and join
         if not parts:
             return 0
-        return self._send_batch(parts, mtype, Options(*send_options(0, block, timeout), timeout))
+        if list(map(exact_type, parts)).count(bytes) != len(parts):
+            parts = [m if exact_type(m) is bytes else as_bytes(m) for m in parts]
+        return self._send_batch(parts, mtype, options)
 
     # ---- receiving ----
 
@@ -192,8 +195,8 @@ class MessageQueue(QueueControl):
             or not block
             or truncate
             or exclude
-            or type.__class__ is not int
-            or (timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int)
+            or exact_type(type) is not int
+            or (timeout is not None and exact_type(timeout) is not float and exact_type(timeout) is not int)
         ):
             return self._receive_checked(type, flags, block, timeout, truncate, exclude)[2]
         # The common case, kept to the bone (receive_message mirrors it). A buffer goes
@@ -204,15 +207,18 @@ class MessageQueue(QueueControl):
             buffer = buffers.pop()
         except IndexError:
             buffer = self._buffer()
-        text = buffer[0]  # ReceiveBuffer: indexed, since unpacking four costs more here
+        rb, view = buffer
         try:
-            n = _take(self._h, text, type) if timeout is None else _take_within(self._h, text, type, timeout, buffer[2])
+            if timeout is not None:
+                n = _take_within(rb, type, timeout)
+            else:
+                n = _take(rb) if type == 0 else _take_type(rb, type)
         except OverflowError:  # a type or timeout C cannot hold: the checked path explains it
             buffers.append(buffer)
             return self._receive_checked(type, 0, True, timeout, False, False)[2]
         if n < 0:
             n = self._resume_fast_receive(n, type, timeout, buffer)
-        data: bytes = _unpack(text, n)
+        data: bytes = view[:n]
         buffers.append(buffer)
         return data
 
@@ -232,8 +238,8 @@ class MessageQueue(QueueControl):
             or not block
             or truncate
             or exclude
-            or type.__class__ is not int
-            or (timeout is not None and timeout.__class__ is not float and timeout.__class__ is not int)
+            or exact_type(type) is not int
+            or (timeout is not None and exact_type(timeout) is not float and exact_type(timeout) is not int)
         ):
             _, mtype, data = self._receive_checked(type, flags, block, timeout, truncate, exclude)
             return new_message((mtype, data))
@@ -242,16 +248,19 @@ class MessageQueue(QueueControl):
             buffer = buffers.pop()
         except IndexError:
             buffer = self._buffer()
-        text = buffer[0]
+        rb, view = buffer
         try:
-            n = _take(self._h, text, type) if timeout is None else _take_within(self._h, text, type, timeout, buffer[2])
+            if timeout is not None:
+                n = _take_within(rb, type, timeout)
+            else:
+                n = _take(rb) if type == 0 else _take_type(rb, type)
         except OverflowError:  # a type or timeout C cannot hold: the checked path explains it
             buffers.append(buffer)
             _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
             return new_message((mtype, data))
         if n < 0:
             n = self._resume_fast_receive(n, type, timeout, buffer)
-        message = new_message((buffer[1][0], _unpack(text, n)))
+        message = new_message((rb.mtype, view[:n]))
         buffers.append(buffer)
         return message
 
@@ -298,8 +307,11 @@ class MessageQueue(QueueControl):
         what is already waiting. Never loses a message: one that stops the batch
         (too large, queue removed ...) stays queued and the next call reports it.
         """
-        max_count = check_int("max_count", max_count, 1, SSIZE_LIMIT - 1, -SSIZE_LIMIT, SSIZE_LIMIT - 1)
-        mtype = check_receive_type(type)
+        if exact_type(max_count) is not int or not 0 < max_count < SSIZE_LIMIT:
+            max_count = check_int("max_count", max_count, 1, SSIZE_LIMIT - 1, -SSIZE_LIMIT, SSIZE_LIMIT - 1)
+        mtype = type if exact_type(type) is int and LONG_MIN <= type <= LONG_MAX else check_receive_type(type)
+        if block and timeout is None and not truncate and not exclude:
+            return self._receive_batch(max_count, mtype, PLAIN)
         options = Options(*receive_options(mtype, 0, block, timeout, truncate, exclude), timeout)
         return self._receive_batch(max_count, mtype, options)
 

@@ -174,3 +174,118 @@ def test_batches_and_single_calls_share_one_handle_across_threads(mq):
     for t in threads:
         t.join(60)
     assert not errors and mq.stats().count == 0
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 1000])
+def test_receive_many_cuts_batches_of_one_size(mq, size):
+    # Equal-sized messages are cut by one struct layout; every alignment gap must match C's.
+    count = min(40, mq.stats().max_bytes // max(size, 1))
+    messages = [bytes([i]) * size for i in range(count)]
+    mq.send_many(messages)
+    assert mq.receive_many(count) == messages
+
+
+def test_receive_many_cuts_batches_of_mixed_sizes(mq):
+    messages = [bytes([i]) * (i % 13) for i in range(50)] + [b"x" * 100, b"", b"y"]
+    mq.send_many(messages)
+    got = []
+    while len(got) < len(messages):
+        got += mq.receive_many(7)
+    assert got == messages
+
+
+def test_receive_many_keeps_batches_of_one_size_apart_by_count(mq):
+    for count in (1, 2, 3, 64, 2, 1):
+        messages = [b"%02d" % i for i in range(count)]
+        mq.send_many(messages)
+        assert mq.receive_many(count) == messages
+
+
+def test_a_batch_that_waits_for_room_sends_everything_once_in_order(mq):
+    # The batch registers as a waiter once and then blocks on each message in turn.
+    mq.set(max_bytes=24)
+    messages = [b"%07d" % i for i in range(300)]
+    got: list = []
+
+    def consume() -> None:
+        while len(got) < len(messages):
+            got.extend(mq.receive_many(2, timeout=10))
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    assert mq.send_many(messages, timeout=30) == 300
+    reader.join(10)
+    assert got == messages
+
+
+def test_close_stops_a_batch_waiting_for_room_and_counts_what_went(mq):
+    mq.set(max_bytes=8)
+    handle = sysvmq.MessageQueue.from_id(mq.id)
+    outcome: dict = {}
+
+    def send() -> None:
+        try:
+            handle.send_many([b"1234", b"5678", b"9abc", b"defg"])
+        except sysvmq.SysVMQError as e:
+            outcome["error"] = e
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 5
+    while mq.stats().count < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    start = time.monotonic()
+    handle.close()
+    sender.join(5)
+    assert not sender.is_alive() and time.monotonic() - start < 2
+    assert isinstance(outcome["error"], sysvmq.QueueClosedError)
+    assert outcome["error"].sent == 2
+    assert mq.receive_many(10) == [b"1234", b"5678"]
+
+
+def test_an_application_signal_during_a_waiting_batch_neither_loses_nor_doubles(mq):
+    import signal
+
+    mq.set(max_bytes=16)
+    caught = []
+    previous = signal.signal(signal.SIGUSR1, lambda *_: caught.append(1))
+    messages = [b"%07d" % i for i in range(200)]
+    got: list = []
+    main = threading.get_ident()
+
+    def consume() -> None:
+        while len(got) < len(messages):
+            if len(got) % 20 == 0:
+                signal.pthread_kill(main, signal.SIGUSR1)  # lands while the batch waits for room
+            got.extend(mq.receive_many(1, timeout=10))
+
+    reader = threading.Thread(target=consume)
+    try:
+        reader.start()
+        assert mq.send_many(messages, timeout=30) == 200
+        reader.join(10)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert got == messages
+    assert caught
+
+
+def test_a_batch_in_a_thread_that_blocks_every_signal_polls_and_finishes(mq):
+    import signal
+
+    mq.set(max_bytes=16)
+    messages = [b"%07d" % i for i in range(100)]
+    result: dict = {}
+
+    def send() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        result["sent"] = mq.send_many(messages, timeout=30)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    got: list = []
+    while len(got) < len(messages):
+        got.extend(mq.receive_many(10, timeout=10))
+    sender.join(10)
+    assert result["sent"] == 100 and got == messages

@@ -4,8 +4,9 @@
     sysvmq bench                          # the quick version (under 15 s), no compiler needed
 
 Measures each section in rounds, every contender once per round in shuffled order,
-so that machine noise lands on all of them alike; prints the median of the rounds
-and ratios. Contenders that are not installed (sysv_ipc, ipcqueue) are left out,
+so that machine noise lands on all of them alike; prints the median of the rounds,
+and each ratio as the median of the per-round ratios with their range (min-max over
+the rounds), after a header naming the machine, the Python and the commit. Contenders that are not installed (sysv_ipc, ipcqueue) are left out,
 and so is the C floor unless the caller hands in its compiled program
 (bench/throughput.py builds bench/benchmark_ref.c).
 """
@@ -212,13 +213,59 @@ def mp_stream(size: int, count: int) -> float:
 # ---- report ----
 
 
-def table(title: str, unit: str, rows: List[Tuple[str, float]], ratios: Sequence[str]) -> None:
+def machine() -> str:
+    """The CPU, its count, the kernel and the Python: what a figure depends on."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    if sys.implementation.name == "pypy":
+        python += " (PyPy " + ".".join(map(str, sys.pypy_version_info[:3])) + ")"  # type: ignore[attr-defined]
+    return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; {python}"
+
+
+def commit() -> str:
+    """The git commit of the sysvmq being measured ("+ changes" if its files differ), or
+    "installed" outside a checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sysvmq.__file__)))
+    try:
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        changes = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "installed"
+    if head.returncode != 0:
+        return "installed"
+    return head.stdout.strip() + (" + changes" if changes.stdout.strip() else "")
+
+
+def table(
+    title: str, unit: str, rows: List[Tuple[str, float]], times: Result, ratios: Sequence[str], faster_is: str = "less"
+) -> None:
+    """`rows` (contender, median value), then for each reference its ratio to it: the
+    median of the per-round ratios (min-max). With ``faster_is="less"`` (times), a ratio
+    above 1 is faster than the reference; with "more" it is the quotient of the times."""
     print(f"\n{title}", flush=True)
-    header = f"  {'contender':<24}{unit:>12}" + "".join(f"  {'x ' + r:>22}" for r in ratios)
-    print(header)
-    values = dict(rows)
+    print(f"  {'contender':<24}{unit:>12}" + "".join(f"  {'x ' + r:>24}" for r in ratios))
     for name, value in rows:
-        cells = "".join(f"  {value / values[r]:>22.2f}" if r in values else f"  {'-':>22}" for r in ratios)
+        cells = ""
+        for ref in ratios:
+            if ref not in times:
+                cells += f"  {'-':>24}"
+                continue
+            pairs = zip(times[ref], times[name])
+            per_round = sorted(r / t if faster_is == "less" else t / r for r, t in pairs)
+            spread = f"({per_round[0]:.2f}-{per_round[-1]:.2f})"
+            cells += f"  {statistics.median(per_round):>12.2f} {spread:>11}"
         print(f"  {name:<24}{value:>12,.3f}{cells}")
 
 
@@ -253,7 +300,7 @@ def section_pairs(binary: Optional[str], n: int, n_rounds: int) -> None:
         if iq is not None:
             iq.close()  # removes its private queue
     rows = sorted(((name, median_rate(t, n) / 1e6) for name, t in times.items()), key=lambda row: -row[1])
-    table("One process, 64 B send + receive", "M pairs/s", rows, ["sysv_ipc", "C", "C, batches of 64"])
+    table("One process, 64 B send + receive", "M pairs/s", rows, times, ["sysv_ipc", "C", "C, batches of 64"])
 
 
 def section_stream(binary: Optional[str], size: int, count: int, n_rounds: int) -> None:
@@ -282,6 +329,7 @@ def section_stream(binary: Optional[str], size: int, count: int, n_rounds: int) 
         f"Producer process -> consumer process, {size} B messages ({count} per run, 16 KiB queue)",
         "MB/s",
         rows,
+        times,
         ["sysv_ipc", "C", "multiprocessing.Queue"],
     )
 
@@ -304,16 +352,17 @@ def section_pingpong(binary: Optional[str], count: int, n_rounds: int) -> None:
     finally:
         mq.destroy()
     rows = sorted(((name, statistics.median(t) / count * 1e6) for name, t in times.items()), key=lambda row: row[1])
-    table("Ping-pong between two processes, round trip (lower is better)", "µs", rows, ["sysv_ipc", "C"])
+    table("Ping-pong between two processes, round trip (lower is better)", "µs", rows, times, ["sysv_ipc", "C"], "more")
 
 
 def run(quick: bool = False, n_rounds: Optional[int] = None, binary: Optional[str] = None) -> int:
     """Every section; `binary` is the compiled C floor (bench/benchmark_ref.c), or None."""
     n_rounds = n_rounds or (3 if quick else 9)
     scale = 0.05 if quick else 1.0
+    print(f"sysvmq {sysvmq.__version__}, commit {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"{machine()}")
     print(
-        f"sysvmq {sysvmq.__version__} on {platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.machine()}, Linux {platform.release()}, {os.cpu_count()} CPUs; median of {n_rounds} rounds"
+        f"median of {n_rounds} rounds; ratios: median of the per-round ratios (min-max)"
         + ("" if binary else "; no C floor (bench/throughput.py measures it)")
     )
     section_pairs(binary, int(200_000 * scale), n_rounds)

@@ -81,7 +81,8 @@ int sysvmq_send(sysvmq_handle *h, long mtype, const char *data, size_t len, int 
 int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len);
 
 /* Receive into `b` (up to `cap` <= its handle's max_size bytes): the payload length, or
- * -errno as for sysvmq_send.  With `dest` not NULL the payload is copied there as well. */
+ * -errno as for sysvmq_send.  With `dest` not NULL the payload is copied there as well.
+ * Every receive records in b->taken what it took (-1: nothing; MSG_COPY takes nothing). */
 long sysvmq_receive(sysvmq_rbuf *b, size_t cap, long msgtyp, int flags, long long deadline_ns,
                     sysvmq_token *token, char *dest);
 
@@ -110,13 +111,22 @@ int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, const size_
                      size_t count, int flags, long long deadline_ns, sysvmq_token *token,
                      size_t *sent);
 
-/* Receive up to `max_count` messages into `out` (`outcap` bytes): the first one blocks
- * as for sysvmq_receive, later ones are taken only if already waiting.  Message i is
- * at out + offsets[i], lens[i] bytes, of type types[i].  The count, or -errno when
- * not even the first message came. */
-long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size_t cap, long msgtyp,
-                         int flags, long long deadline_ns, sysvmq_token *token,
-                         size_t max_count, size_t *offsets, size_t *lens, long *types);
+/* Receive up to `max_count` (<= b->slots) messages of up to `cap` bytes into `b`: the
+ * first one blocks as for sysvmq_receive, later ones are taken only if already waiting.
+ * The count (also in b->taken), or -errno when not even the first message came. */
+long sysvmq_receive_many(sysvmq_batch *b, size_t cap, long msgtyp, int flags, long long deadline_ns,
+                         sysvmq_token *token, size_t max_count);
+
+/* Put the message the last receive into `b` took back at the end of the queue, for a
+ * caller that could not be handed it (an exception on its way out): 0 (also when there
+ * was none), or -errno if the queue had no room for it within a second. */
+int sysvmq_give_back(sysvmq_rbuf *b);
+
+/* sysvmq_give_back for every message the last sysvmq_receive_many took into `b`. */
+int sysvmq_give_back_many(sysvmq_batch *b);
+
+/* sysvmq_give_back for a message already copied out of its buffer. */
+int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data, size_t len);
 
 /* Mark the handle closed and wake every thread of this process blocked on it;
  * returns 0 once none is left inside a call on it, or -EBUSY if those left cannot be

@@ -2,6 +2,8 @@
 
 /* Sends up to this size are assembled on the stack, larger ones in malloc'd memory. */
 #define SYSVMQ_STACK_PAYLOAD 16384
+/* A message given back waits at most this long for room (the queue just had it). */
+#define SYSVMQ_GIVE_BACK_NS 1000000000LL
 /* Timeouts this long or longer mean "no deadline" (about 146 years). */
 #define SYSVMQ_FOREVER_NS (1LL << 62)
 
@@ -119,6 +121,7 @@ static long sysvmq_receive(sysvmq_rbuf *b, size_t cap, long msgtyp, int flags,
     long r = sysvmq_receive_op(b->handle, buf, cap, msgtyp, flags, deadline_ns, token);
     if (r > 0 && dest != NULL)
         memcpy(dest, buf->mtext, (size_t)r);
+    b->taken = (flags & SYSVMQ_MSG_COPY) && SYSVMQ_HAS_MSG_COPY ? -1 : r;
     return r;
 }
 
@@ -155,7 +158,7 @@ static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long dea
 static long sysvmq_take_type(sysvmq_rbuf *b, long msgtyp)
 {
     sysvmq_handle *h = b->handle;
-    return sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL);
+    return b->taken = sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL);
 }
 
 static long sysvmq_take(sysvmq_rbuf *b)
@@ -168,6 +171,7 @@ static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
     sysvmq_handle *h = b->handle;
     struct sysvmq_op op;
     long r;
+    b->taken = -1;
     if (!(timeout >= 0))
         return -EDOM; /* negative or NaN */
     if (sysvmq_is_closed(h))
@@ -175,13 +179,13 @@ static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
     sysvmq_receiving(&op, h, sysvmq_message_of(b), h->max_size, msgtyp);
     r = sysvmq_attempt(&op, IPC_NOWAIT);
     if (r != -ENOMSG)
-        return r;
+        return b->taken = r;
     /* Only a call that has to wait needs its deadline. */
     b->deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS
                          ? -1
                          : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
     r = sysvmq_check_queue(h, 0);
-    return r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL);
+    return b->taken = r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL);
 }
 
 /* The next message of a batch, as sysvmq_send_op sends one, but a batch registers as a
@@ -269,19 +273,22 @@ static int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len
     return sysvmq_send(h, mtype, data, len, 0, -1, NULL);
 }
 
-static long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size_t cap, long msgtyp,
-                                int flags, long long deadline_ns, sysvmq_token *token,
-                                size_t max_count, size_t *offsets, size_t *lens, long *types)
+static long sysvmq_receive_many(sysvmq_batch *b, size_t cap, long msgtyp, int flags,
+                                long long deadline_ns, sysvmq_token *token, size_t max_count)
 {
     const size_t header = offsetof(struct sysvmq_msgbuf, mtext);
+    sysvmq_handle *h = b->handle;
     struct sysvmq_op op;
     size_t n = 0, pos = 0;
     long r;
+    b->taken = 0;
+    if (max_count > b->slots)
+        max_count = b->slots;
     while (n < max_count) {
         pos = (pos + sizeof(long) - 1) / sizeof(long) * sizeof(long);
-        if (pos > outcap || outcap - pos < header + cap)
+        if (pos > b->outcap || b->outcap - pos < header + cap)
             break;
-        sysvmq_receiving(&op, h, (struct sysvmq_msgbuf *)(void *)(out + pos), cap, msgtyp);
+        sysvmq_receiving(&op, h, (struct sysvmq_msgbuf *)(void *)(b->out + pos), cap, msgtyp);
         if (n == 0) {
             r = sysvmq_receive_op(h, op.buf, cap, msgtyp, flags, deadline_ns, token);
             if (r < 0)
@@ -291,11 +298,67 @@ static long sysvmq_receive_many(sysvmq_handle *h, char *out, size_t outcap, size
             if (r < 0)
                 break; /* whatever stopped the batch is reported by the next call */
         }
-        offsets[n] = pos + header;
-        lens[n] = (size_t)r;
-        types[n] = op.buf->mtype;
+        b->offsets[n] = pos + header;
+        b->lens[n] = (size_t)r;
+        b->types[n] = op.buf->mtype;
         pos += header + (size_t)r;
-        n++;
+        b->taken = ++n;
     }
     return n > 0 ? (long)n : -EINVAL;
+}
+
+/* Send one message a caller could not be handed back without waiting on the handle
+ * (it may be closed by now): retried for up to SYSVMQ_GIVE_BACK_NS while the queue is full. */
+static int sysvmq_put_back(const sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t len)
+{
+    struct sysvmq_op op;
+    long long deadline = sysvmq_monotonic_ns() + SYSVMQ_GIVE_BACK_NS;
+    long r;
+    op.send = 1;
+    op.id = h->id;
+    op.buf = buf;
+    op.size = len;
+    op.msgtyp = 0;
+    for (;;) {
+        r = sysvmq_attempt(&op, IPC_NOWAIT);
+        if (r != -EAGAIN && r != -EINTR)
+            return (int)r;
+        if (sysvmq_monotonic_ns() >= deadline)
+            return -EAGAIN;
+        sysvmq_sleep_ns(SYSVMQ_POLL_MAX_NS);
+    }
+}
+
+static int sysvmq_give_back(sysvmq_rbuf *b)
+{
+    long len = b->taken;
+    b->taken = -1;
+    return len < 0 ? 0 : sysvmq_put_back(b->handle, sysvmq_message_of(b), (size_t)len);
+}
+
+static int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data, size_t len)
+{
+    long stack[1 + SYSVMQ_STACK_PAYLOAD / sizeof(long)];
+    struct sysvmq_msgbuf *buf = sysvmq_send_buffer(stack, len);
+    int r;
+    if (buf == NULL)
+        return -ENOMEM;
+    buf->mtype = mtype;
+    memcpy(buf->mtext, data, len);
+    r = sysvmq_put_back(h, buf, len);
+    if ((void *)buf != (void *)stack)
+        free(buf);
+    return r;
+}
+
+static int sysvmq_give_back_many(sysvmq_batch *b)
+{
+    const size_t header = offsetof(struct sysvmq_msgbuf, mtext);
+    size_t i, n = b->taken;
+    int r = 0;
+    b->taken = 0;
+    for (i = 0; i < n && r == 0; i++)
+        r = sysvmq_put_back(b->handle, (struct sysvmq_msgbuf *)(void *)(b->out + b->offsets[i] - header),
+                            b->lens[i]);
+    return r;
 }

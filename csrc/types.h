@@ -29,9 +29,23 @@ typedef struct {
 typedef struct {
     sysvmq_handle *handle;
     long long deadline_ns;
+    long taken; /* the length of the message the last call took into it; -1: none */
     long mtype;
     char mtext[];
 } sysvmq_rbuf;
+
+/* receive_many's memory (owned by Python, one call at a time): message i at
+ * out + offsets[i], lens[i] bytes, of type types[i]; `taken` of them from the last call. */
+typedef struct {
+    sysvmq_handle *handle;
+    char *out;
+    size_t outcap;
+    size_t slots; /* the room in offsets, lens and types */
+    size_t *offsets;
+    size_t *lens;
+    long *types;
+    size_t taken;
+} sysvmq_batch;
 
 /* Lets another thread stop one blocking call (asyncio cancellation). */
 typedef struct {

@@ -10,6 +10,7 @@ import collections
 import errno
 import functools
 import struct
+import sys
 from array import array
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
@@ -67,38 +68,46 @@ PLAIN = Options(0, -1, None)
 
 
 #: One message's worth of memory for msgrcv, from the handle's free list:
-#: ``rb, view = buffer`` - the ``sysvmq_rbuf *`` (it points at the handle, so the fast
-#: receive passes C one argument; msgrcv writes its ``mtype`` and ``mtext``) and a cffi
-#: buffer over its payload room, which ``view[:n]`` copies into bytes. A plain pair: the
+#: ``rb, view, fields = buffer`` - the ``sysvmq_rbuf *`` (it points at the handle, so the
+#: fast receive passes C one argument; msgrcv writes its ``mtype`` and ``mtext``), a cffi
+#: buffer over its payload room, which ``view[:n]`` copies into bytes, and a memoryview of
+#: its header as C longs: ``fields[TAKEN]`` and ``fields[MTYPE]`` read and write those
+#: fields for a fraction of what cdata attribute access costs. A plain tuple: the
 #: cheapest thing to unpack.
-ReceiveBuffer = Tuple[Any, Any]
+ReceiveBuffer = Tuple[Any, Any, Any]
+_LONG = ffi.sizeof("long")
+TAKEN = ffi.offsetof("sysvmq_rbuf", "taken") // _LONG
+MTYPE = ffi.offsetof("sysvmq_rbuf", "mtype") // _LONG
+#: Whether a signal handler may run (and raise) between any two bytecodes of a receive:
+#: then a buffer's `taken` is reset before each call, or a stale one would give back a
+#: message already returned. CPython 3.11 and later run handlers only after a call
+#: returns, at a backward jump or at a function's start, none of which lie between the
+#: start of a fast receive's try block and its C call.
+RESET_TAKEN = sys.implementation.name != "cpython" or sys.version_info < (3, 11)
 
 
 class BatchBuffer(NamedTuple):
-    """receive_many's memory: messages back to back in `out` (`view` over it), and where
-    each one is."""
+    """receive_many's memory: the ``sysvmq_batch *`` (messages back to back in its out
+    area, and where each one is), a view of the out area, its size and slots, and the
+    arrays the struct points into (kept alive here)."""
 
-    out: Any
+    batch: Any
     view: Any
     size: int
     slots: int
-    offsets: Any
-    lens: Any
-    types: Any
+    arrays: Tuple[Any, ...]
 
 
-def _batch_buffer(size: int, slots: int) -> BatchBuffer:
+def _batch_buffer(h: Any, size: int, slots: int) -> BatchBuffer:
     slots = max(slots, 64)
-    out = _alloc("char[]", size)
-    return BatchBuffer(
-        out,
-        ffi.buffer(out, size),
-        size,
-        slots,
+    arrays = out, offsets, lens, types = (
+        _alloc("char[]", size),
         ffi.new("size_t[]", slots),
         ffi.new("size_t[]", slots),
         ffi.new("long[]", slots),
     )
+    batch = ffi.new("sysvmq_batch *", [h, out, size, slots, offsets, lens, types, 0])
+    return BatchBuffer(batch, ffi.buffer(out, size), size, slots, arrays)
 
 
 def _splitter(count: int, size: int) -> struct.Struct:
@@ -220,7 +229,9 @@ class QueueCore:
         """A new receive buffer for max_size bytes, for this handle."""
         rb = _alloc("sysvmq_rbuf *", {"mtext": self._max_size})
         rb.handle = self._h  # both live as long as this object: the buffer sits in its free list
-        return rb, ffi.buffer(rb.mtext, self._max_size)
+        rb.taken = -1
+        fields = memoryview(ffi.buffer(rb, ffi.offsetof("sysvmq_rbuf", "mtext"))).cast("l")
+        return rb, ffi.buffer(rb.mtext, self._max_size), fields
 
     def _receive_loop(
         self, mtype: int, options: Options, buffer: ReceiveBuffer, dest: Any = _NULL, n: int = _EINTR
@@ -254,11 +265,21 @@ class QueueCore:
     def _receive_one(self, mtype: int, options: Options, dest: Any = _NULL) -> Tuple[int, int, bytes]:
         """One message with checked options: (length, type, payload; b"" when copied into `dest`)."""
         buffer = self._spare_buffer()
-        n = self._receive_loop(mtype, options, buffer, dest)
-        rb, view = buffer
-        taken = n, rb.mtype, b"" if dest is not _NULL else view[:n]
-        self._buffers.append(buffer)
-        return taken
+        rb, view, fields = buffer
+        fields[TAKEN] = -1
+        taken = None
+        try:
+            n = self._receive_loop(mtype, options, buffer, dest)
+            taken = n, fields[MTYPE], b"" if dest is not _NULL else view[:n]
+            self._buffers.append(buffer)
+            return taken
+        except BaseException:  # see MessageQueue.receive
+            if taken is None:
+                lib.sysvmq_give_back(rb)
+            else:  # copied out: the buffer may be another call's by now
+                n, got_type, data = taken
+                lib.sysvmq_give_back_copy(self._h, got_type, data if dest is _NULL else dest, n)
+            raise
 
     def _receive_batch(self, max_count: int, mtype: int, options: Options) -> List[bytes]:
         """Up to `max_count` payloads in one call into C; only the first may wait."""
@@ -267,34 +288,44 @@ class QueueCore:
         slots = min(max_count, size // _HEADER)
         batches = self._batches
         try:
-            batch = batches.pop()
+            buffer = batches.pop()
         except IndexError:
-            batch = _batch_buffer(size, slots)
-        if batch.size != size or batch.slots < slots:
-            batch = _batch_buffer(size, slots)
-        out, view, _, _, offsets, lens, types = batch
-        h = self._h
+            buffer = _batch_buffer(self._h, size, slots)
+        if buffer.size != size or buffer.slots < slots:
+            buffer = _batch_buffer(self._h, size, slots)
+        batch, view, _, _, (_, offsets, lens, types) = buffer
         flags, deadline, timeout = options
-        while True:
-            n = lib.sysvmq_receive_many(h, out, size, cap, mtype, flags, deadline, _NULL, slots, offsets, lens, types)
-            if n >= 0:
-                break
-            if n != _EINTR:
-                raise self._receive_error(-n, timeout)
-        sizes = ffi.unpack(lens, n)
-        if sizes.count(sizes[0]) == n:  # all of one size, as batches often are: one C loop
-            messages = list(_splitter(n, sizes[0]).unpack_from(view))
-        else:
-            messages = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)]
-        batches.append(batch)
-        return messages
+        batch.taken = 0
+        messages = kinds = None
+        try:
+            while True:
+                n = lib.sysvmq_receive_many(batch, cap, mtype, flags, deadline, _NULL, slots)
+                if n >= 0:
+                    break
+                if n != _EINTR:
+                    raise self._receive_error(-n, timeout)
+            sizes = ffi.unpack(lens, n)
+            if sizes.count(sizes[0]) == n:  # all of one size, as batches often are: one C loop
+                messages = list(_splitter(n, sizes[0]).unpack_from(view))
+            else:
+                messages = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)]
+            kinds = ffi.unpack(types, n)
+            batches.append(buffer)
+            return messages
+        except BaseException:  # Ctrl-C or MemoryError with messages taken: they go back, in order
+            if kinds is None or messages is None:
+                lib.sysvmq_give_back_many(batch)
+            else:
+                for kind, data in zip(kinds, messages):
+                    lib.sysvmq_give_back_copy(self._h, kind, data, len(data))
+            raise
 
     def _peek(self, index: int) -> Message:
         what = f"peek at message {index} of {self._describe()}"
         if not MSG_COPY:
             raise error_for(errno.ENOSYS, what, "this platform has no MSG_COPY")
         buffer = self._spare_buffer()
-        rb, view = buffer
+        rb, view, fields = buffer
         try:
             n = _receive(rb, self._max_size, index, MSG_COPY | lib.IPC_NOWAIT, -1, _NULL, _NULL)
             if n == -errno.ENOMSG:
@@ -303,7 +334,7 @@ class QueueCore:
                 raise error_for(errno.ENOSYS, what, "this kernel was built without CONFIG_CHECKPOINT_RESTORE")
             if n < 0:
                 raise self._receive_error(-n, None)
-            return new_message((rb.mtype, view[:n]))
+            return new_message((fields[MTYPE], view[:n]))
         finally:
             self._buffers.append(buffer)
 
@@ -321,6 +352,16 @@ class QueueCore:
                 return new_message((int(taken[0]), b""))
             if r != _EINTR:
                 raise self._receive_error(-r, timeout)
+
+    def _give_back_taken(self, rb: Any, copy: Optional[Tuple[int, bytes]]) -> None:
+        """After an exception between taking a message into `rb` and returning it: put the
+        message back at the end of the queue, from its `copy` (type, payload) once that was
+        made (the buffer may be another call's by then), else from the buffer if this call
+        took one into it."""
+        if copy is not None:
+            lib.sysvmq_give_back_copy(self._h, copy[0], copy[1], len(copy[1]))
+        else:
+            lib.sysvmq_give_back(rb)
 
     def _give_back(self, message: Optional[Message]) -> bool:
         """Put `message`, taken by a call whose caller is gone, back at the end of the queue,

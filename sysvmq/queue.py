@@ -30,7 +30,7 @@ from sysvmq._args import (
     type_name,
 )
 from sysvmq._control import QueueControl, key_of, open_flags, open_queue
-from sysvmq._lowlevel import PLAIN, Message, Options, new_message
+from sysvmq._lowlevel import MTYPE, PLAIN, RESET_TAKEN, TAKEN, Message, Options, new_message
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import QueueEmptyError, QueueFullError
 
@@ -199,28 +199,40 @@ class MessageQueue(QueueControl):
             or (timeout is not None and exact_type(timeout) is not float and exact_type(timeout) is not int)
         ):
             return self._receive_checked(type, flags, block, timeout, truncate, exclude)[2]
-        # The common case, kept to the bone (receive_message mirrors it). A buffer goes
-        # back on the free list only after its payload is copied out; if anything
-        # raises in between, the buffer is simply dropped.
+        # The common case, kept to the bone (receive_message mirrors it). The buffer is
+        # this call's alone until it is back on the free list. Its `taken` says whether this
+        # call took a message into it: if anything raises before the payload is returned
+        # (Ctrl-C, MemoryError), the message goes back to the queue, from the buffer or,
+        # once copied out, from the copy.
         buffers = self._buffers
         try:
             buffer = buffers.pop()
         except IndexError:
             buffer = self._buffer()
-        rb, view = buffer
+        rb, view, fields = buffer
+        if RESET_TAKEN:
+            fields[TAKEN] = -1
         try:
             if timeout is not None:
                 n = _take_within(rb, type, timeout)
             else:
                 n = _take(rb) if type == 0 else _take_type(rb, type)
-        except OverflowError:  # a type or timeout C cannot hold: the checked path explains it
+            if n < 0:
+                n = self._resume_fast_receive(n, type, timeout, buffer)
+            data: bytes = view[:n]
+            mtype = fields[MTYPE]
+            buffers.append(buffer)
+            return data
+        except OverflowError:  # a type or timeout C cannot hold (C never ran): the checked path explains it
             buffers.append(buffer)
             return self._receive_checked(type, 0, True, timeout, False, False)[2]
-        if n < 0:
-            n = self._resume_fast_receive(n, type, timeout, buffer)
-        data: bytes = view[:n]
-        buffers.append(buffer)
-        return data
+        except BaseException:
+            try:
+                copy: Optional[Tuple[int, bytes]] = (mtype, data)
+            except NameError:  # not copied out yet: the message is still in the buffer
+                copy = None
+            self._give_back_taken(rb, copy)
+            raise
 
     def receive_message(
         self,
@@ -248,21 +260,30 @@ class MessageQueue(QueueControl):
             buffer = buffers.pop()
         except IndexError:
             buffer = self._buffer()
-        rb, view = buffer
+        rb, view, fields = buffer
+        if RESET_TAKEN:
+            fields[TAKEN] = -1
         try:
             if timeout is not None:
                 n = _take_within(rb, type, timeout)
             else:
                 n = _take(rb) if type == 0 else _take_type(rb, type)
-        except OverflowError:  # a type or timeout C cannot hold: the checked path explains it
+            if n < 0:
+                n = self._resume_fast_receive(n, type, timeout, buffer)
+            message = new_message((fields[MTYPE], view[:n]))
+            buffers.append(buffer)
+            return message
+        except OverflowError:  # a type or timeout C cannot hold (C never ran): the checked path explains it
             buffers.append(buffer)
             _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
             return new_message((mtype, data))
-        if n < 0:
-            n = self._resume_fast_receive(n, type, timeout, buffer)
-        message = new_message((rb.mtype, view[:n]))
-        buffers.append(buffer)
-        return message
+        except BaseException:
+            try:
+                copy = message
+            except NameError:  # not copied out yet: the message is still in the buffer
+                copy = None
+            self._give_back_taken(rb, copy)
+            raise
 
     def receive_into(
         self,

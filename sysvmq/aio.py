@@ -40,7 +40,7 @@ from typing import Any, Callable, List, Optional, Tuple, TypeVar
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import ResourceLimitError
 
-__all__ = ["checkpoint", "in_thread"]
+__all__ = ["checkpoint", "in_thread", "running_asyncio_loop"]
 
 _T = TypeVar("_T")
 _Outcome = Tuple[bool, Any]  # (succeeded, value or exception)
@@ -115,6 +115,10 @@ def _give_back_outcome(outcome: _Outcome, give_back: Callable[[Any], bool]) -> b
     """Hand what a call returned to `give_back`: whether nothing is left to deliver."""
     succeeded, value = outcome
     return not succeeded or give_back(value)
+
+
+#: The asyncio loop this thread runs, or None: callers skip checkpoint() when there is one.
+running_asyncio_loop = asyncio._get_running_loop
 
 
 def _running_trio() -> Optional[ModuleType]:

@@ -347,7 +347,8 @@ class MessageQueue(QueueControl):
         data = payload(message)
         mtype = check_send_type(type)
         options = Options(*send_options(0, True, timeout), timeout)
-        await aio.checkpoint()
+        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
+            await aio.checkpoint()
         try:
             self._send_loop(data, mtype, Options(lib.IPC_NOWAIT, -1, None))
             return
@@ -373,7 +374,8 @@ class MessageQueue(QueueControl):
         mtype = check_receive_type(type)
         options = Options(*receive_options(mtype, 0, True, timeout, truncate, exclude), timeout)
         now = options._replace(flags=options.flags | lib.IPC_NOWAIT, deadline=-1)
-        await aio.checkpoint()
+        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
+            await aio.checkpoint()
         while True:
             try:
                 _, got, data = self._receive_one(mtype, now)

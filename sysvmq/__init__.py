@@ -25,7 +25,7 @@ from sysvmq.errors import (
     ResourceLimitError,
     SysVMQError,
 )
-from sysvmq.queue import Message, MessageQueue
+from sysvmq.queue import Message, MessageQueue, Messages
 from sysvmq.stats import Limits, QueueStats, ftok, limits, queues
 from sysvmq.wakeup import set_wakeup_signal, wakeup_signal
 
@@ -44,6 +44,7 @@ __all__ = [
     "__version__",
     "MessageQueue",
     "Message",
+    "Messages",
     "QueueStats",
     "Limits",
     "ftok",

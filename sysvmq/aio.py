@@ -1,4 +1,4 @@
-"""asyncio for System V queues, with no message ever lost to cancellation.
+"""asyncio and trio for System V queues, with no message ever lost to cancellation.
 
 The kernel offers no file descriptor to wait on, so a call that has to wait runs
 in a thread of its own while the event loop goes on. A message that is already
@@ -10,13 +10,20 @@ until a matching message is there and leaves it in the queue (a blocking
 message is then taken in the event loop's thread, with IPC_NOWAIT, by the very
 coroutine that returns it. So no message is ever held only in this process's
 memory: not when the call is cancelled, the handle closed, the event loop
-stopped or closed, or the process forked. A zero-length message fits a zero-byte
-buffer; the worker puts it back at once, at the end of the queue.
+stopped or closed (or the trio run over), or the process forked. A zero-length
+message fits a zero-byte buffer; the worker puts it back at once, at the end of
+the queue.
 
-Cancellation (``task.cancel()``, ``asyncio.wait_for``, a task group) sets the
-worker call's token and sends the thread the wake-up signal, again every
-millisecond until the thread has left the system call; the cancelled coroutine
-does not finish before that, so once it has finished it touches the queue no more.
+Cancellation (``task.cancel()``, ``asyncio.wait_for``, a task group; a trio or
+anyio cancel scope) sets the worker call's token and sends the thread the wake-up
+signal, again every millisecond until the thread has left the system call; the
+cancelled coroutine does not finish before that, so once it has finished it
+touches the queue no more.
+
+The running library is found without importing one: asyncio if this thread runs
+an asyncio event loop, else trio if it runs a trio task (anyio runs on either).
+Under trio every call is a checkpoint, taken before anything is sent or taken:
+a call in a cancelled scope sends and takes nothing.
 
 This module knows nothing of MessageQueue: it runs blocking callables.
 """
@@ -25,13 +32,15 @@ import asyncio
 import errno
 import os
 import queue
+import sys
 import threading
-from typing import Any, Callable, Optional, Tuple, TypeVar
+from types import ModuleType
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import ResourceLimitError
 
-__all__ = ["in_thread"]
+__all__ = ["checkpoint", "in_thread", "running_asyncio_loop"]
 
 _T = TypeVar("_T")
 _Outcome = Tuple[bool, Any]  # (succeeded, value or exception)
@@ -108,6 +117,35 @@ def _give_back_outcome(outcome: _Outcome, give_back: Callable[[Any], bool]) -> b
     return not succeeded or give_back(value)
 
 
+#: The asyncio loop this thread runs, or None: callers skip checkpoint() when there is one.
+running_asyncio_loop = asyncio._get_running_loop
+
+
+def _running_trio() -> Optional[ModuleType]:
+    """trio, if this thread runs a trio task (trio is never imported here)."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return None
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return None
+    return trio
+
+
+async def checkpoint() -> None:
+    """Under trio, a checkpoint: cancelled here, a call has sent and taken nothing.
+
+    trio's rule is that every async call may be cancelled and lets other tasks
+    run; sysvmq's calls keep it before they touch the queue. Under asyncio,
+    nothing: a call that need not wait never leaves the event loop's thread.
+    """
+    if asyncio._get_running_loop() is None:
+        trio = _running_trio()
+        if trio is not None:
+            await trio.lowlevel.checkpoint()
+
+
 async def in_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T], bool]] = None) -> _T:
     """Run `call(token)` on a worker thread; on cancellation stop it, then re-raise.
 
@@ -115,18 +153,30 @@ async def in_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T]
     found it when it fails or is cancelled. What it returns after its caller is gone
     (cancelled, or the loop closed) goes to `give_back`, which returns the message it
     holds to the queue if it can: if it cannot, the cancelled caller gets the value
-    after all, rather than the message being lost.
+    after all, rather than the message being lost. Runs under asyncio or trio.
     """
+    if asyncio._get_running_loop() is not None:
+        return await _in_asyncio_thread(call, give_back)
+    trio = _running_trio()
+    if trio is not None:
+        return await _in_trio_thread(trio, call, give_back)
+    raise RuntimeError("sysvmq's async calls run under asyncio or trio (anyio on either), and this thread runs neither")
+
+
+def _outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:
+    try:
+        return (True, call(token))
+    except BaseException as e:  # delivered to the awaiting coroutine
+        return (False, e)
+
+
+async def _in_asyncio_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T], bool]]) -> _T:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[_Outcome] = loop.create_future()
     token = ffi.new("sysvmq_token *")
 
     def work() -> None:
-        outcome: _Outcome
-        try:
-            outcome = (True, call(token))
-        except BaseException as e:  # delivered to the awaiting coroutine
-            outcome = (False, e)
+        outcome = _outcome_of(call, token)
         try:
             loop.call_soon_threadsafe(_settle, done, outcome)
         except RuntimeError:  # the loop is closed: nobody awaits the outcome
@@ -150,6 +200,51 @@ async def in_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T]
             elif not _give_back_outcome(done.result(), give_back):
                 return done.result()[1]  # type: ignore[no-any-return]  # not lost: this caller has it
         raise
+    if not succeeded:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+async def _in_trio_thread(trio: Any, call: Callable[[Any], _T], give_back: Optional[Callable[[_T], bool]]) -> _T:
+    """in_thread under trio: the worker reports through the run's token; a cancelled
+    (or interrupted) wait stops the worker, in a shielded scope, before it re-raises."""
+    trio_token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    token = ffi.new("sysvmq_token *")
+    outcome: List[_Outcome] = []  # set in trio's thread, once
+    abandoned = False  # the caller left before the outcome came: give it back on arrival
+
+    def settle(result: _Outcome) -> None:  # in trio's thread; must not raise
+        outcome.append(result)
+        done.set()
+        if abandoned and give_back is not None:
+            _give_back_outcome(result, give_back)
+
+    def work() -> None:
+        result = _outcome_of(call, token)
+        try:
+            trio_token.run_sync_soon(settle, result)
+        except trio.RunFinishedError:  # the run is over: nobody awaits the outcome
+            if give_back is not None:
+                _give_back_outcome(result, give_back)
+
+    _workers.submit(work)
+    try:
+        await done.wait()
+    except BaseException:  # trio.Cancelled, or KeyboardInterrupt delivered here
+        with trio.CancelScope(shield=True):
+            while not done.is_set():
+                if lib.sysvmq_cancel(token) < 0:
+                    break  # no signal can reach the thread; it leaves when the queue changes
+                with trio.move_on_after(_REKICK_SECONDS):
+                    await done.wait()
+        if give_back is not None:
+            if not outcome:
+                abandoned = True
+            elif not _give_back_outcome(outcome[0], give_back):
+                return outcome[0][1]  # type: ignore[no-any-return]  # not lost: this caller has it
+        raise
+    succeeded, value = outcome[0]
     if not succeeded:
         raise value
     return value  # type: ignore[no-any-return]

@@ -33,11 +33,12 @@ from sysvmq._control import QueueControl, key_of, open_flags, open_queue
 from sysvmq._lowlevel import MTYPE, PLAIN, RESET_TAKEN, TAKEN, Message, Options, new_message
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import QueueEmptyError, QueueFullError
+from sysvmq.iteration import Messages
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["Message", "MessageQueue", "Payload"]
+__all__ = ["Message", "MessageQueue", "Messages", "Payload"]
 
 #: What send() accepts: any object with the buffer protocol, or str (sent as UTF-8).
 Payload = Union["Buffer", str]
@@ -343,10 +344,33 @@ class MessageQueue(QueueControl):
         """
         return self._peek(check_int("index", index, 0, LONG_MAX, LONG_MIN, LONG_MAX))
 
-    # ---- asyncio ----
+    # ---- iteration ----
+
+    def messages(
+        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
+    ) -> Messages:
+        """Iterate (``for`` or ``async for``) over the messages `type` selects, as they come.
+
+        Each step is :meth:`receive_message` (or :meth:`receive_message_async`) with
+        these arguments; the loop ends when the handle is closed or when `timeout`
+        seconds pass with no message. ``for message in mq`` is ``mq.messages()``.
+        """
+        mtype = check_receive_type(type)
+        receive_options(mtype, 0, True, timeout, truncate, exclude)  # bad arguments fail here, not at a step
+        return Messages(self, mtype, timeout, truncate, exclude)
+
+    def __iter__(self) -> Messages:
+        """``for message in mq``: every message, blocking; ends when the handle is closed."""
+        return Messages(self, 0, None, False, False)
+
+    def __aiter__(self) -> Messages:
+        """``async for message in mq``: the same, on asyncio or trio, with no-loss cancellation."""
+        return Messages(self, 0, None, False, False)
+
+    # ---- async: asyncio, trio, anyio ----
 
     async def send_async(self, message: Payload, type: int = 1, *, timeout: Optional[float] = None) -> None:
-        """:meth:`send` for asyncio: waits for room without blocking the event loop.
+        """:meth:`send` for asyncio or trio: waits for room without blocking the event loop.
 
         A call that has to wait sends from a worker thread. Cancelled while it
         waits, it sends nothing; one that got room just before the cancellation
@@ -356,6 +380,8 @@ class MessageQueue(QueueControl):
         data = payload(message)
         mtype = check_send_type(type)
         options = Options(*send_options(0, True, timeout), timeout)
+        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
+            await aio.checkpoint()
         try:
             self._send_loop(data, mtype, Options(lib.IPC_NOWAIT, -1, None))
             return
@@ -366,13 +392,13 @@ class MessageQueue(QueueControl):
     async def receive_async(
         self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
     ) -> bytes:
-        """:meth:`receive` for asyncio. Cancelling it never loses a message (see sysvmq.aio)."""
+        """:meth:`receive` for asyncio or trio. Cancelling it never loses a message (see sysvmq.aio)."""
         return (await self.receive_message_async(type, timeout=timeout, truncate=truncate, exclude=exclude)).data
 
     async def receive_message_async(
         self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
     ) -> Message:
-        """:meth:`receive_message` for asyncio. Cancelling it never loses a message.
+        """:meth:`receive_message` for asyncio or trio. Cancelling it never loses a message.
 
         A worker thread only waits until a matching message is there, taking none;
         the message is taken here, in the event loop's thread, by the coroutine
@@ -381,6 +407,8 @@ class MessageQueue(QueueControl):
         mtype = check_receive_type(type)
         options = Options(*receive_options(mtype, 0, True, timeout, truncate, exclude), timeout)
         now = options._replace(flags=options.flags | lib.IPC_NOWAIT, deadline=-1)
+        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
+            await aio.checkpoint()
         while True:
             try:
                 _, got, data = self._receive_one(mtype, now)

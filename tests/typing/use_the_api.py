@@ -55,6 +55,18 @@ async def use_async() -> Tuple[bytes, sysvmq.Message]:
 
 asyncio.run(use_async())
 
+for each in mq:
+    each_type: int = each.type
+steps: sysvmq.Messages = mq.messages(-10, timeout=1.5, truncate=True)
+first: sysvmq.Message = next(steps)
+mq.messages(timeout="1")  # type: ignore[arg-type]
+mq.messages(flags=0)  # type: ignore[call-arg]
+
+
+async def iterate() -> List[sysvmq.Message]:
+    return [m async for m in mq] + [m async for m in mq.messages(2, timeout=0)]
+
+
 try:
     mq.receive(block=False)
 except queue.Empty:  # QueueEmptyError is also the stdlib's queue.Empty

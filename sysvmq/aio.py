@@ -28,6 +28,7 @@ import queue
 import threading
 from typing import Any, Callable, Optional, Tuple, TypeVar
 
+from sysvmq._log import report
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import ResourceLimitError
 
@@ -127,6 +128,7 @@ async def in_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T]
             outcome = (True, call(token))
         except BaseException as e:  # delivered to the awaiting coroutine
             outcome = (False, e)
+        report()  # this thread waited: say what the wait machinery noted, off the event loop
         try:
             loop.call_soon_threadsafe(_settle, done, outcome)
         except RuntimeError:  # the loop is closed: nobody awaits the outcome

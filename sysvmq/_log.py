@@ -28,7 +28,9 @@ __all__ = ["debug", "logger", "report", "signal_name"]
 logger = logging.getLogger("sysvmq")
 
 _ROOM = 64  # as many notes as the C side keeps
-_reporting = threading.Lock()
+_reporting = threading.Lock()  # held by the one thread that reports, which alone uses the memory below
+_events = ffi.new("sysvmq_event[]", _ROOM)
+_dropped = ffi.new("long *")
 
 _WHY = {
     lib.SYSVMQ_WHY_HANDLED: "the application handles it",
@@ -128,8 +130,7 @@ def report() -> None:
     if not _reporting.acquire(blocking=False):
         return  # another thread reports, or this one is inside a report (a handler, a signal handler)
     try:
-        events = ffi.new("sysvmq_event[]", _ROOM)
-        dropped = ffi.new("long *")
+        events, dropped = _events, _dropped
         skipped: List[Tuple[int, int]] = []
         while True:
             n = lib.sysvmq_take_events(events, _ROOM, dropped)

@@ -196,6 +196,46 @@ def test_no_free_signal_is_said_with_the_reasons():
 # ---- waits that cannot sleep in the kernel, the helper thread ----
 
 
+def test_a_thread_that_blocks_the_wakeup_signal_waits_with_another_and_it_is_said(mq, debug_log):
+    current = sysvmq.wakeup_signal()
+
+    def blocked() -> Any:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {current})
+        return mq.receive(timeout=0.02)
+
+    assert isinstance(Thread(blocked).join(), sysvmq.QueueTimeoutError)
+    said = [m for m in messages(debug_log) if m.startswith("a thread that blocks")]
+    assert len(said) == 1 and said[0].startswith(
+        f"a thread that blocks the wake-up signal {sysvmq._log.signal_name(current)} waits with SIGRTMAX"
+    ), said
+
+
+def test_a_signal_the_application_takes_while_a_thread_waits_is_said():
+    lines = run_child(
+        """
+        tid = []
+        def waiting():
+            tid.append(threading.get_native_id())
+            try:
+                mq.receive(timeout=1)
+            except sysvmq.QueueTimeoutError:
+                pass
+        t = threading.Thread(target=waiting)
+        t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until it sleeps in msgrcv, waiting with SIGURG
+            if tid and "msgrcv" in open(f"/proc/self/task/{tid[0]}/wchan").read():
+                break
+            time.sleep(0.001)
+        signal.signal(signal.SIGURG, lambda s, f: None)  # the application takes it mid-wait
+        t.join()
+        """
+    )
+    said = sysvmq_lines(lines)
+    assert "a waiting thread's signal SIGURG: the application took it; woken with SIGRTMAX instead" in said, lines
+    assert "wake-up signal: moved from SIGURG to SIGRTMAX, the application took SIGURG" in said, lines
+
+
 def test_a_thread_that_blocks_every_signal_polls_and_it_is_said(mq, debug_log):
     def blocked() -> Any:
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())

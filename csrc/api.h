@@ -164,8 +164,16 @@ int sysvmq_ftok(const char *path, int proj_id, key_t *key);
  * handles or ignores it (every candidate, for 0), -EINVAL if it may not be one. */
 int sysvmq_set_wakeup_signal(int signo);
 
+/* Choose the wake-up signal if none is yet, as a wait in the calling thread would (never
+ * one the thread blocks): the signal, or 0 if none can reach this thread yet. */
+int sysvmq_choose_wakeup_signal(void);
+
 /* The wake-up signal, or 0 while none has been chosen. */
 int sysvmq_wakeup_signal(void);
+
+/* Move up to `room` noted events (oldest first) into `out` and forget them: how many;
+ * *dropped gets how many were forgotten unread since the last call (the notes are full). */
+int sysvmq_take_events(sysvmq_event *out, int room, long *dropped);
 
 /* CLOCK_MONOTONIC now, in ns: the clock of every deadline. */
 long long sysvmq_monotonic_ns(void);

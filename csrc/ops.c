@@ -149,8 +149,10 @@ static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long dea
     do
         r = sysvmq_attempt(&back, IPC_NOWAIT);
     while (r == -EINTR);
-    if (r == 0)
+    if (r == 0) {
+        sysvmq_note_locking(SYSVMQ_EV_PUT_BACK, 0, 0, buf->mtype);
         return 0;
+    }
     *taken = buf->mtype;
     return 1;
 }

@@ -51,3 +51,31 @@ typedef struct {
 typedef struct {
     int cancelled;
 } sysvmq_token;
+
+/* What the wake-up machinery decided, noted for the "sysvmq" logger: C cannot call
+ * Python's logging, so it notes events and Python reads them (sysvmq_take_events) on
+ * its slow paths.  `count` folds identical events noted one after another. */
+enum {
+    SYSVMQ_EV_SKIPPED = 1,     /* a candidate signal passed over; detail: SYSVMQ_WHY_* */
+    SYSVMQ_EV_CHOSEN = 2,      /* sysvmq chose signo as the wake-up signal; detail: the one before, or 0 */
+    SYSVMQ_EV_NONE_FREE = 3,   /* sysvmq looked for a wake-up signal and found none free */
+    SYSVMQ_EV_RECLAIMED = 4,   /* signo, sysvmq's, was found reset to SIG_DFL and claimed again */
+    SYSVMQ_EV_STAND_IN = 5,    /* a thread blocks the wake-up signal (detail): it waits with signo */
+    SYSVMQ_EV_SWITCHED = 6,    /* a waiter's signal signo failed (value: 0 taken, else errno); detail: its new one, 0 none */
+    SYSVMQ_EV_POLLING = 7,     /* a wait polls; detail: SYSVMQ_WHY_NO_SIGNAL or SYSVMQ_WHY_NO_HELPER */
+    SYSVMQ_EV_HELPER = 8,      /* the helper thread started (detail 0) or could not (detail: errno) */
+    SYSVMQ_EV_PUT_BACK = 9     /* an async wait took a zero-length message and put it back; value: its type */
+};
+enum {
+    SYSVMQ_WHY_HANDLED = 1,    /* the application handles it */
+    SYSVMQ_WHY_IGNORED = 2,    /* the application ignores it (SIG_IGN) */
+    SYSVMQ_WHY_BLOCKED = 3,    /* the waiting thread blocks it */
+    SYSVMQ_WHY_REPLACED = 4,   /* it is the signal being replaced */
+    SYSVMQ_WHY_NO_SIGNAL = 5,  /* no signal can reach the thread */
+    SYSVMQ_WHY_NO_HELPER = 6   /* no helper thread could start to keep the deadline */
+};
+typedef struct {
+    int kind, signo, detail;
+    long value;
+    long count;
+} sysvmq_event;

@@ -81,12 +81,16 @@ static int sysvmq_enter(struct sysvmq_waiter *w, sysvmq_handle *h, sysvmq_token 
     r = sysvmq_stopped(h, token);
     if (r == 0) {
         signo = sysvmq_signal_for(&w->mask);
+        if (signo == 0)
+            sysvmq_note(SYSVMQ_EV_POLLING, 0, SYSVMQ_WHY_NO_SIGNAL, 0);
         if (signo != 0 && deadline_ns >= 0) {
-            if (sysvmq_start_helper() == 0) {
+            int started = sysvmq_start_helper();
+            if (started == 0) {
                 w->kick_ns = deadline_ns;
                 pthread_cond_signal(&sysvmq_helper_cond);
             } else {
                 signo = 0;
+                sysvmq_note(SYSVMQ_EV_POLLING, 0, SYSVMQ_WHY_NO_HELPER, -started);
             }
         }
         w->signo = signo;

@@ -25,6 +25,55 @@ static struct sysvmq_waiter sysvmq_waiters = {.prev = &sysvmq_waiters, .next = &
 static pthread_once_t sysvmq_once = PTHREAD_ONCE_INIT;
 static int sysvmq_signo; /* the wake-up signal; 0 until chosen */
 static int sysvmq_helper_running;
+static sigset_t sysvmq_claimed; /* every signal sysvmq installed its handler on */
+
+/* The events noted for the logger (types.h), oldest first. */
+#define SYSVMQ_NOTE_ROOM 64
+static sysvmq_event sysvmq_notes[SYSVMQ_NOTE_ROOM];
+static int sysvmq_note_count;
+static long sysvmq_notes_dropped;
+
+/* Note an event for the logger; one identical to the last noted only counts.  Called with
+ * sysvmq_lock held; what does not fit is counted as dropped. */
+static void sysvmq_note(int kind, int signo, int detail, long value)
+{
+    sysvmq_event *e = sysvmq_note_count > 0 ? &sysvmq_notes[sysvmq_note_count - 1] : NULL;
+    if (e != NULL && e->kind == kind && e->signo == signo && e->detail == detail && e->value == value) {
+        e->count++;
+        return;
+    }
+    if (sysvmq_note_count == SYSVMQ_NOTE_ROOM) {
+        sysvmq_notes_dropped++;
+        return;
+    }
+    e = &sysvmq_notes[sysvmq_note_count++];
+    e->kind = kind;
+    e->signo = signo;
+    e->detail = detail;
+    e->value = value;
+    e->count = 1;
+}
+
+static void sysvmq_note_locking(int kind, int signo, int detail, long value)
+{
+    pthread_mutex_lock(&sysvmq_lock);
+    sysvmq_note(kind, signo, detail, value);
+    pthread_mutex_unlock(&sysvmq_lock);
+}
+
+static int sysvmq_take_events(sysvmq_event *out, int room, long *dropped)
+{
+    int n;
+    pthread_mutex_lock(&sysvmq_lock);
+    n = room < 0 ? 0 : room < sysvmq_note_count ? room : sysvmq_note_count;
+    memcpy(out, sysvmq_notes, (size_t)n * sizeof *out);
+    memmove(sysvmq_notes, sysvmq_notes + n, (size_t)(sysvmq_note_count - n) * sizeof *out);
+    sysvmq_note_count -= n;
+    *dropped = sysvmq_notes_dropped;
+    sysvmq_notes_dropped = 0;
+    pthread_mutex_unlock(&sysvmq_lock);
+    return n;
+}
 
 static void sysvmq_wake_handler(int signo)
 {
@@ -60,6 +109,8 @@ static void sysvmq_atfork_child(void)
     /* Only the forking thread lives on, and it is inside no call. */
     sysvmq_waiters.prev = sysvmq_waiters.next = &sysvmq_waiters;
     sysvmq_helper_running = 0;
+    sysvmq_note_count = 0; /* what the parent noted is the parent's to log */
+    sysvmq_notes_dropped = 0;
     sysvmq_init_helper_cond();
     pthread_mutex_unlock(&sysvmq_lock);
 }
@@ -67,6 +118,7 @@ static void sysvmq_atfork_child(void)
 static void sysvmq_init(void)
 {
     sysvmq_init_helper_cond();
+    sigemptyset(&sysvmq_claimed);
     pthread_atfork(sysvmq_atfork_prepare, sysvmq_atfork_parent, sysvmq_atfork_child);
 }
 
@@ -112,7 +164,37 @@ static int sysvmq_claim_signal(int signo)
     mine.sa_flags = SA_RESTART;
     if (sigaction(signo, &mine, NULL) < 0)
         return -errno;
+    if (sigismember(&sysvmq_claimed, signo) == 1)
+        sysvmq_note(SYSVMQ_EV_RECLAIMED, signo, 0, 0); /* the application reset it to SIG_DFL */
+    sigaddset(&sysvmq_claimed, signo);
     return 0;
+}
+
+/* Why candidate `signo` is not free for a thread whose mask is `blocked`. */
+static int sysvmq_why_not(int signo, const sigset_t *blocked, int except)
+{
+    struct sigaction current;
+    if (signo == except)
+        return SYSVMQ_WHY_REPLACED;
+    if (sigismember(blocked, signo) == 1)
+        return SYSVMQ_WHY_BLOCKED;
+    if (sigaction(signo, NULL, &current) == 0 && !(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN)
+        return SYSVMQ_WHY_IGNORED;
+    return SYSVMQ_WHY_HANDLED;
+}
+
+/* Note why each candidate before `chosen` (every one, if 0) was passed over, then the
+ * outcome.  Only when the wake-up signal changes, or a choice finds none: rare.
+ * Called with sysvmq_lock held. */
+static void sysvmq_note_choice(const sigset_t *blocked, int chosen, int previous)
+{
+    int i, signo;
+    for (i = 0; (signo = sysvmq_candidate(i)) != 0 && signo != chosen; i++)
+        sysvmq_note(SYSVMQ_EV_SKIPPED, signo, sysvmq_why_not(signo, blocked, 0), 0);
+    if (chosen != 0)
+        sysvmq_note(SYSVMQ_EV_CHOSEN, chosen, previous, 0);
+    else
+        sysvmq_note(SYSVMQ_EV_NONE_FREE, 0, 0, 0);
 }
 
 /* The first candidate other than `except` that is free (or already sysvmq's) and not in
@@ -138,8 +220,13 @@ static int sysvmq_signal_for(const sigset_t *blocked)
     if (sysvmq_signo != 0 && !sigismember(blocked, sysvmq_signo) && sysvmq_claim_signal(sysvmq_signo) == 0)
         return sysvmq_signo;
     signo = sysvmq_free_signal(blocked, 0);
-    if (signo != 0 && (sysvmq_signo == 0 || sysvmq_claim_signal(sysvmq_signo) < 0))
-        sysvmq_signo = signo; /* the wake-up signal was taken (or never chosen): move on */
+    if (signo != 0 && (sysvmq_signo == 0 || sysvmq_claim_signal(sysvmq_signo) < 0)) {
+        /* the wake-up signal was taken (or never chosen): move on */
+        sysvmq_note_choice(blocked, signo, sysvmq_signo);
+        sysvmq_signo = signo;
+    } else if (signo != 0) {
+        sysvmq_note(SYSVMQ_EV_STAND_IN, signo, sysvmq_signo, 0);
+    }
     return signo;
 }
 
@@ -152,8 +239,10 @@ static int sysvmq_set_wakeup_signal(int signo)
     if (signo == 0) {
         sigemptyset(&none);
         r = sysvmq_signal_for(&none);
-        if (r == 0)
+        if (r == 0) {
+            sysvmq_note_choice(&none, 0, sysvmq_signo);
             r = -EBUSY;
+        }
     } else if (!sysvmq_signal_allowed(signo)) {
         r = -EINVAL;
     } else {
@@ -163,6 +252,21 @@ static int sysvmq_set_wakeup_signal(int signo)
     }
     pthread_mutex_unlock(&sysvmq_lock);
     return r;
+}
+
+static int sysvmq_choose_wakeup_signal(void)
+{
+    sigset_t blocked;
+    int signo;
+    pthread_once(&sysvmq_once, sysvmq_init);
+    sigemptyset(&blocked);
+    pthread_sigmask(SIG_BLOCK, NULL, &blocked);
+    pthread_mutex_lock(&sysvmq_lock);
+    signo = sysvmq_signo != 0 ? sysvmq_signo : sysvmq_signal_for(&blocked);
+    if (signo == 0)
+        sysvmq_note_choice(&blocked, 0, 0);
+    pthread_mutex_unlock(&sysvmq_lock);
+    return signo;
 }
 
 static int sysvmq_wakeup_signal(void)
@@ -182,16 +286,19 @@ static int sysvmq_wakeup_signal(void)
  * room in that allowance).  Called with sysvmq_lock held. */
 static int sysvmq_kick_waiter(struct sysvmq_waiter *w)
 {
-    int signo;
+    int signo, failed = 0; /* 0: the application took w->signo; else pthread_kill's error */
     if (w->signo == 0)
         return 0;
-    if (sysvmq_claim_signal(w->signo) == 0 && pthread_kill(w->thread, w->signo) == 0)
+    if (sysvmq_claim_signal(w->signo) == 0 && (failed = pthread_kill(w->thread, w->signo)) == 0)
         return 1;
     signo = sysvmq_free_signal(&w->mask, w->signo);
+    sysvmq_note(SYSVMQ_EV_SWITCHED, w->signo, signo, failed);
     if (signo == 0 || pthread_kill(w->thread, signo) != 0)
         return -EBUSY;
-    if (sysvmq_claim_signal(sysvmq_signo) < 0)
+    if (sysvmq_claim_signal(sysvmq_signo) < 0) {
+        sysvmq_note(SYSVMQ_EV_CHOSEN, signo, sysvmq_signo, 0);
         sysvmq_signo = signo; /* the application took the wake-up signal: move on */
+    }
     w->signo = signo;
     return 1;
 }
@@ -259,6 +366,7 @@ static int sysvmq_start_helper(void)
     if (r != 0)
         return -r;
     sysvmq_helper_running = 1;
+    sysvmq_note(SYSVMQ_EV_HELPER, 0, 0, 0);
     return 0;
 }
 

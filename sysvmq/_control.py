@@ -6,6 +6,7 @@ import os
 from typing import Optional, Tuple, TypeVar
 
 from sysvmq._args import INT_MAX, INT_MIN, OPEN_FLAG_BITS, UINT32_MAX, check_flags, check_int, check_key
+from sysvmq._log import report
 from sysvmq._lowlevel import QueueCore
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import PermissionDeniedError, QueueExistsError, SysVMQError, error_for
@@ -163,6 +164,7 @@ class QueueControl(QueueCore):
         queue and its messages stay. Closing twice is harmless.
         """
         r = lib.sysvmq_close(self._h)
+        report()
         if r < 0:
             raise error_for(
                 -r,

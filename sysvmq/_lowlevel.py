@@ -15,6 +15,7 @@ from array import array
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from sysvmq._args import MSG_COPY, bad_type, check_send_type, deadline_ns
+from sysvmq._log import debug, report
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
 from sysvmq.stats import KEY_MASK, msgmax
@@ -153,6 +154,7 @@ class QueueCore:
     # ---- errors ----
 
     def _error(self, err: int, what: str, timeout: Optional[float] = None) -> SysVMQError:
+        report()  # a call that fails is a slow path: say what the wait machinery noted
         if err == errno.ETIMEDOUT:
             return error_for(err, what, f"nothing happened within the timeout of {timeout} s")
         if err == errno.EAGAIN:
@@ -368,4 +370,12 @@ class QueueCore:
         without waiting: whether it is back (or there was none)."""
         if message is None:
             return True
-        return _send(self._h, message.type, message.data, len(message.data), lib.IPC_NOWAIT, -1, _NULL) == 0
+        back = _send(self._h, message.type, message.data, len(message.data), lib.IPC_NOWAIT, -1, _NULL) == 0
+        outcome = "put it back at the end of the queue" if back else "could not put it back: its caller gets it"
+        debug(
+            "%s: an async receive whose caller is gone took a message of type %d; %s",
+            self._describe(),
+            message.type,
+            outcome,
+        )
+        return back

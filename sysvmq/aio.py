@@ -37,6 +37,7 @@ import threading
 from types import ModuleType
 from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
+from sysvmq._log import report
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import ResourceLimitError
 
@@ -165,9 +166,11 @@ async def in_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T]
 
 def _outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:
     try:
-        return (True, call(token))
+        outcome: _Outcome = (True, call(token))
     except BaseException as e:  # delivered to the awaiting coroutine
-        return (False, e)
+        outcome = (False, e)
+    report()  # this thread waited: say what the wait machinery noted, off the event loop
+    return outcome
 
 
 async def _in_asyncio_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T], bool]]) -> _T:

@@ -62,7 +62,9 @@ class MessageQueue(QueueControl):
     needed (``exclusive=True``: only if new), with permission bits ``mode``
     (default 0o600); raw ``msgget`` flags such as ``IPC_CREAT | 0o666`` work too.
     ``max_size`` is the largest message this handle receives (default: the
-    kernel's msgmax). One handle may be shared by any number of threads.
+    kernel's msgmax). One handle may be shared by any number of threads. As a
+    context manager (``with MessageQueue(...) as mq:``) it closes the handle at the
+    end, never the queue.
     """
 
     __slots__ = ()

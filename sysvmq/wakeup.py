@@ -21,6 +21,9 @@ application took over (its own handler, or ``SIG_IGN``) is left alone and the
 waiting thread is woken with another free signal. A call that no signal can
 reach (every candidate taken, or no helper thread could start) waits by polling.
 
+The signal is chosen, and its handler installed, when the first queue handle is
+opened; the ``sysvmq`` logger says at debug level which one and why.
+
 Choose the signal with the environment variable ``SYSVMQ_WAKEUP_SIGNAL`` (a
 number, ``SIGRTMIN+N``, ``SIGRTMAX-N``, ``SIGURG``, ``SIGWINCH``, ``SIGUSR1`` or
 ``SIGUSR2``), read when the first queue handle is opened, or with
@@ -33,6 +36,7 @@ import re
 import signal
 from typing import Union
 
+from sysvmq import _log
 from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import SysVMQError
 
@@ -63,7 +67,10 @@ def _claim(signum: int) -> int:
 def wakeup_signal() -> int:
     """The signal number sysvmq wakes blocked calls with, choosing it if none is yet."""
     configure_from_environment()
-    return lib.sysvmq_wakeup_signal() or _claim(0)
+    try:
+        return lib.sysvmq_wakeup_signal() or _claim(0)
+    finally:
+        _log.report()
 
 
 def set_wakeup_signal(signum: Union[int, str]) -> int:
@@ -72,6 +79,10 @@ def set_wakeup_signal(signum: Union[int, str]) -> int:
     The signal must have its default disposition (or already be sysvmq's). Returns
     the number. Calls already blocked keep the signal they wait with.
     """
+    return _set(signum, "set by set_wakeup_signal()")
+
+
+def _set(signum: Union[int, str], how: str) -> int:
     global _configured
     number = signal_from_name(signum) if isinstance(signum, str) else signum
     if isinstance(number, bool) or not isinstance(number, int):
@@ -80,6 +91,8 @@ def set_wakeup_signal(signum: Union[int, str]) -> int:
         raise ValueError(f"signal {number} is no signal")
     chosen = _claim(number)
     _configured = True  # an explicit choice outranks the environment
+    _log.report()
+    _log.debug("wake-up signal: %s, %s", _log.signal_name(chosen), how)
     return chosen
 
 
@@ -100,15 +113,22 @@ def signal_from_name(name: str) -> int:
 
 
 def configure_from_environment() -> None:
-    """Apply ``SYSVMQ_WAKEUP_SIGNAL``, once: at the first handle opened, not at import,
-    so a bad setting is a one-line error where sysvmq is used (ValueError, SysVMQError)."""
+    """Choose the wake-up signal, once: at the first handle opened, not at import, so a bad
+    ``SYSVMQ_WAKEUP_SIGNAL`` is a one-line error where sysvmq is used (ValueError,
+    SysVMQError). Each later call logs what the C side noted since (a handle is opened)."""
     global _configured
     if _configured:
+        _log.report()
         return
     chosen = os.environ.get(ENV_SIGNAL)
-    if chosen:
+    if not chosen:
+        # Claimed here rather than at the first wait, so that the choice is logged where it
+        # is made; never one this thread blocks (the application may sigwait it).
+        lib.sysvmq_choose_wakeup_signal()
+        _log.report()
+    else:
         try:
-            set_wakeup_signal(chosen)
+            _set(chosen, f"from {ENV_SIGNAL}={chosen!r}")
         except SysVMQError as e:
             raise SysVMQError(e.errno or errno.EBUSY, f"{ENV_SIGNAL}={chosen!r}: {e.detail}") from None
         except ValueError as e:

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any, Dict
 
+from sysvmq._log import debug
 from sysvmq.errors import SysVMQError, error_for
 from sysvmq.queue import Message, MessageQueue
 
@@ -117,6 +118,12 @@ def put_back(mq: MessageQueue, message: Message) -> None:
     waiting for room as long as it takes (a message is never dropped for want of it)."""
     try:
         mq.send(message.data, type=message.type)
+        debug(
+            "sysvmq receive: put a message of type %d (%d bytes) it could not deliver back at the end of %r",
+            message.type,
+            len(message.data),
+            mq,
+        )
     except SysVMQError as e:
         raise error_for(
             e.errno or errno.EIO,

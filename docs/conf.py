@@ -1,0 +1,77 @@
+"""Sphinx configuration: the README as the guide, the API reference from the docstrings.
+
+Build (CPython 3.11+, `pip install -e '.[docs]'`), warnings as errors:
+
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+    unshare --ipc -- sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
+
+The doctest build runs the docstrings' ``>>>`` examples and the README's examples
+that tests/test_readme.py runs too (docs/readme_examples.py decides which).
+"""
+
+import os
+import sys
+from typing import Any
+
+from docutils import nodes
+from sphinx.util import logging
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from readme_examples import runs  # noqa: E402
+
+import sysvmq  # noqa: E402  (the installed package: its compiled module is needed)
+
+project = "sysvmq"
+author = "The sysvmq authors"
+copyright = "the sysvmq authors"
+release = version = sysvmq.__version__
+
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.doctest"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "README.md"]
+myst_heading_anchors = 3
+suppress_warnings = ["myst.xref_missing"]  # README links to files of the repository, not pages
+
+html_theme = "alabaster"
+html_title = f"sysvmq {release}"
+
+# The public names are those in sysvmq.__all__: a name added there appears with no edit here.
+autodoc_default_options = {
+    "members": True,
+    "undoc-members": True,
+    "inherited-members": "tuple, object, BaseException, Exception, OSError, BlockingIOError",
+    "special-members": "__version__, __iter__, __aiter__",  # iteration, where a class has it
+    "show-inheritance": True,
+}
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_type_aliases = {"Payload": "sysvmq.queue.Payload"}
+
+doctest_test_doctest_blocks = "default"  # the docstrings' >>> examples
+doctest_global_setup = "import sysvmq"
+
+
+def _readme_examples_as_doctests(app: Any, doctree: nodes.document) -> None:
+    """Make the guide's runnable ```python blocks Sphinx doctest `testcode` blocks, one group."""
+    if app.env.docname != "guide":
+        return
+    for block in doctree.findall(nodes.literal_block):
+        if block.get("language") == "python" and runs(block.astext()):
+            block["testnodetype"] = "testcode"
+            block["groups"] = ["readme"]
+            block["options"] = {}
+
+
+def _every_public_name_documented(app: Any, env: Any) -> None:
+    """A warning (an error under -W) for each name of sysvmq.__all__ the reference lacks."""
+    documented = set(env.get_domain("py").objects)
+    for name in sysvmq.__all__:
+        if f"sysvmq.{name}" not in documented:
+            logging.getLogger(__name__).warning("sysvmq.%s is public (sysvmq.__all__) but not documented", name)
+
+
+def setup(app: Any) -> None:
+    app.connect("doctree-read", _readme_examples_as_doctests)
+    app.connect("env-check-consistency", _every_public_name_documented)

@@ -1,0 +1,27 @@
+"""The README's Python examples that run: one rule for the docs' doctest build
+(docs/conf.py) and for the test suite (tests/test_readme.py).
+
+The ```python blocks that use the key 0xDEADC0DE are the Ruby gem's example and its
+sequel: they run in order, in one namespace, and remove their queue. The others show
+signatures, fragments or `await` outside a coroutine, and are read, not run.
+"""
+
+import re
+from typing import List
+
+KEY = "0xDEADC0DE"
+
+
+def python_blocks(markdown: str) -> List[str]:
+    """Every ```python block of `markdown`, in order."""
+    return re.findall(r"```python\n(.*?)```", markdown, re.S)
+
+
+def runs(block: str) -> bool:
+    """Whether a README block is one of the examples that run."""
+    return KEY in block
+
+
+def runnable_blocks(markdown: str) -> List[str]:
+    """The README's examples that run, in order."""
+    return [block for block in python_blocks(markdown) if runs(block)]

@@ -33,7 +33,7 @@ def test_console_script_is_installed():
     assert subprocess.run([script, "--help"], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("command", ["ls", "stat", "send", "receive", "rm", "limits", "demo", "bench"])
+@pytest.mark.parametrize("command", ["ls", "stat", "send", "receive", "rm", "limits", "demo", "bench", "watch"])
 def test_every_subcommand_has_help_with_an_example(command):
     out = cli(command, "--help", check=True).stdout.decode()
     assert "example:" in out and f"sysvmq {command}" in out

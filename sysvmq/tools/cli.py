@@ -22,6 +22,7 @@ from sysvmq.tools.parsing import (
     parse_id,
     parse_key,
     parse_mode,
+    parse_seconds,
     parse_type,
 )
 
@@ -34,6 +35,7 @@ EXAMPLES = {
     "limits": "sysvmq limits\n  sysvmq limits --json",
     "demo": "sysvmq demo",
     "bench": "sysvmq bench",
+    "watch": "sysvmq watch\n  sysvmq watch 0xdeadc0de --id 3 --interval 0.5\n  sysvmq watch --count 1 | grep status=ok",
 }
 
 
@@ -121,6 +123,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from sysvmq.tools import benchmark
 
     return benchmark.run(quick=not args.full)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from sysvmq.tools import watch
+
+    count = 1 if args.once else args.count
+    return watch.run(watch.targets_from(args.keys, args.ids or []), args.interval, count, args.plain)
 
 
 class VersionAction(argparse.Action):
@@ -221,6 +230,17 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     p.add_argument(
         "--full", action="store_true", help="every section at full size (minutes); bench/throughput.py adds the C floor"
     )
+
+    p = command("watch", "a live view of queue depth, refreshed each interval (plain lines off a terminal)", cmd_watch)
+    p.add_argument(
+        "keys", nargs="*", type=parse_key, metavar="KEY", help="keys, decimal or 0x-hex (default: every queue)"
+    )
+    p.add_argument("--id", dest="ids", type=parse_id, nargs="+", metavar="ID", help="msqids")
+    p.add_argument("--interval", type=parse_seconds, default=1.0, help="seconds between refreshes (default 1)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--count", type=parse_count, help="stop after N refreshes")
+    group.add_argument("--once", action="store_true", help="one refresh, then stop (as --count 1)")
+    p.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
 
     return parser, commands
 

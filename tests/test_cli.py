@@ -33,7 +33,9 @@ def test_console_script_is_installed():
     assert subprocess.run([script, "--help"], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("command", ["ls", "stat", "send", "receive", "rm", "limits", "demo", "bench", "watch"])
+@pytest.mark.parametrize(
+    "command", ["ls", "stat", "send", "receive", "rm", "limits", "demo", "bench", "watch", "completion"]
+)
 def test_every_subcommand_has_help_with_an_example(command):
     out = cli(command, "--help", check=True).stdout.decode()
     assert "example:" in out and f"sysvmq {command}" in out
@@ -233,6 +235,8 @@ def test_demo_runs_and_leaves_no_queue():
         (["stat", "--id", "1_0"], 2),
         (["stat", "--id", "2147483648"], 2),  # above INT_MAX: refused while parsing
         (["stat", "0x100000000"], 2),  # above the key_t range
+        (["completion"], 2),
+        (["completion", "tcsh"], 2),
         (["send", "0x1", "x", "--mode", "0600"], 2),  # --mode without --create
         (["send", "0x1", "x", "--exclusive"], 2),  # --exclusive without --create
     ],

@@ -36,6 +36,7 @@ EXAMPLES = {
     "demo": "sysvmq demo",
     "bench": "sysvmq bench",
     "watch": "sysvmq watch\n  sysvmq watch 0xdeadc0de --id 3 --interval 0.5\n  sysvmq watch --count 1 | grep status=ok",
+    "completion": "source <(sysvmq completion bash)\n  sysvmq completion fish > ~/.config/fish/completions/sysvmq.fish",
 }
 
 
@@ -130,6 +131,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     count = 1 if args.once else args.count
     return watch.run(watch.targets_from(args.keys, args.ids or []), args.interval, count, args.plain)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from sysvmq.tools import completion
+
+    if args.shell is None:
+        raise UsageError("name the shell: bash, zsh or fish")
+    sys.stdout.write(completion.script(args.shell, build_parser()[1]))
+    sys.stdout.flush()
+    return OK
 
 
 class VersionAction(argparse.Action):
@@ -242,6 +253,9 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     group.add_argument("--once", action="store_true", help="one refresh, then stop (as --count 1)")
     p.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
 
+    p = command("completion", "print a completion script for bash, zsh or fish", cmd_completion)
+    # Optional for argparse only: parse() runs the subcommand's parser once with no arguments.
+    p.add_argument("shell", nargs="?", choices=("bash", "zsh", "fish"), help="bash, zsh or fish")
     return parser, commands
 
 

@@ -423,3 +423,21 @@ def test_a_signal_mid_stream_neither_loses_nor_doubles(mq, tmp_path, signum):
     written = [int(line) for line in out_path.read_bytes().split()]
     left = [int(m) for m in mq.receive_many(sent, block=False)] if mq.stats().count else []
     assert sorted(written + left) == list(range(sent))  # each exactly once
+
+
+def test_stop_signals_the_parent_left_blocked_still_stop_a_follow(mq):
+    blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    receiver = subprocess.Popen(
+        [script(), "receive", "--id", str(mq.id), "--follow"],
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, blocked),
+    )
+    try:
+        mq.send(b"first")
+        assert receiver.stdout.readline() == b"first\n"  # its handlers are in place
+        receiver.send_signal(signal.SIGTERM)
+        assert receiver.wait(10) == 128 + signal.SIGTERM
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()

@@ -297,3 +297,35 @@ def test_a_terminal_whose_shell_ignores_ctrl_c(mq):
         term.wait_for(lambda s: "max 1" in s)
         term.keys("q")
         assert restored(term) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_gives_the_terminal_back(mq, tmp_path, signum):
+    pid_file = tmp_path / "pid"
+    inner = f"echo $$ > {pid_file}; exec {script()} watch --id {mq.id} --interval 0.2"
+    with terminal(f"sh -c '{inner}'" + AFTER) as term:
+        term.wait_for(lambda s: "KEY" in s)
+        os.kill(int(pid_file.read_text()), signum)
+        assert restored(term) == 128 + signum
+
+
+def test_ctrl_z_gives_the_terminal_back_and_fg_resumes(mq, tmp_path):
+    # Under an interactive bash, which keeps the tty modes of its jobs itself: what is checked
+    # here is the screen and the cursor (the other tests check the modes).
+    (tmp_path / "rc").write_text("PS1='$ '\n")
+    with terminal(f"exec bash --rcfile {tmp_path / 'rc'} -i") as term:
+        term.wait_for(lambda s: s.rstrip().endswith("$"))
+        term.keys(f"{script()} watch --id {mq.id} --interval 0.2", "Enter")
+        term.wait_for(lambda s: "KEY" in s)
+        term.keys("C-z")
+        shown = term.wait_for(lambda s: "Stopped" in s)
+        assert term.flag("alternate_on") == "0" and term.flag("cursor_flag") == "1" and "KEY" not in shown
+        term.keys("clear; fg", "Enter")
+        mq.send(b"sent while it was stopped")
+        term.wait_for(lambda s: "KEY" in s and "max 1" in s)
+        assert term.flag("alternate_on") == "1" and term.flag("cursor_flag") == "0"
+        term.keys("q")
+        term.wait_for(lambda s: "KEY" not in s)
+        term.keys("echo status=$?", "Enter")
+        assert "status=0" in term.wait_for(lambda s: "status=0" in s or "status=1" in s)
+        assert term.flag("alternate_on") == "0" and term.flag("cursor_flag") == "1"

@@ -1,6 +1,7 @@
 """sysvmq watch: plain lines off a terminal, the live view in a real one (tmux)."""
 
 import os
+import platform
 import re
 import select
 import signal
@@ -255,7 +256,7 @@ def row_of(screen, msqid):
     return next((line for line in screen.splitlines() if re.match(rf"(0x[0-9a-f]{{8}}|-) +{msqid} ", line)), "")
 
 
-def test_the_live_view_in_a_terminal(mq, make_queue, tmp_path):
+def test_the_live_view_in_a_terminal(mq, make_queue):
     other = make_queue(sysvmq.IPC_PRIVATE)
     mq.send(b"one")
     command = f"echo before; {script()} watch --id {mq.id} {other.id} --interval 0.2" + AFTER
@@ -265,11 +266,7 @@ def test_the_live_view_in_a_terminal(mq, make_queue, tmp_path):
         assert re.search(r"\[█·+\] <1%", row_of(shown, mq.id)) and "max 1" in row_of(shown, mq.id)
         assert "▁ max 0" in row_of(shown, other.id)
         mq.send_many([b"two", b"three"])
-        shown = term.wait_for(lambda s: re.search(r" 3 +11 +\d+ .*█ max 3", row_of(s, mq.id)) is not None)
-        (tmp_path / "screen.txt").write_text(shown)
-        if os.environ.get("SYSVMQ_WATCH_SCREEN"):
-            with open(os.environ["SYSVMQ_WATCH_SCREEN"], "w") as f:
-                f.write(shown)
+        term.wait_for(lambda s: re.search(r" 3 +11 +\d+ .*█ max 3", row_of(s, mq.id)) is not None)
         other.destroy()
         term.wait_for(lambda s: "no such queue" in row_of(s, other.id))
         term.keys("C-c")
@@ -288,6 +285,10 @@ def test_resize_to_a_narrow_terminal_then_quit_with_q(mq):
         assert restored(term) == 0
 
 
+@pytest.mark.xfail(
+    platform.python_implementation() == "PyPy",
+    reason="PyPy replaces an inherited SIG_IGN of SIGINT with its own handler before any code runs",
+)
 def test_a_terminal_whose_shell_ignores_ctrl_c(mq):
     command = f"trap '' INT; {script()} watch --id {mq.id} --interval 0.1" + AFTER
     with terminal(command) as term:

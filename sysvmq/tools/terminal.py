@@ -39,6 +39,21 @@ def _foreground_terminal(fd: int) -> bool:
         return False
 
 
+def _ignored(signum: int) -> bool:
+    """Whether the parent set `signum` to be ignored. /proc says so on Linux where the
+    interpreter does not (PyPy reports an inherited SIG_IGN as SIG_DFL)."""
+    if signal.getsignal(signum) is signal.SIG_IGN:
+        return True
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
 class Happened(NamedTuple):
     """What ended a wait: a stop signal (0 if none), `q` typed, a suspend (Ctrl-Z), a redraw
     (resize, continue)."""
@@ -71,7 +86,7 @@ class Events:
 
     def _watched(self) -> Sequence[int]:
         wanted = [*self.STOP, signal.SIGTSTP] if self.keys else list(self.STOP)
-        chosen = [s for s in wanted if signal.getsignal(s) is not signal.SIG_IGN]
+        chosen = [s for s in wanted if not _ignored(s)]
         return [*chosen, signal.SIGWINCH, signal.SIGCONT] if self.keys else chosen
 
     def __enter__(self) -> "Events":

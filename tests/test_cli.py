@@ -33,7 +33,9 @@ def test_console_script_is_installed():
     assert subprocess.run([script, "--help"], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("command", ["ls", "stat", "send", "receive", "rm", "limits", "demo", "bench"])
+@pytest.mark.parametrize(
+    "command", ["ls", "stat", "send", "receive", "rm", "limits", "demo", "bench", "watch", "completion"]
+)
 def test_every_subcommand_has_help_with_an_example(command):
     out = cli(command, "--help", check=True).stdout.decode()
     assert "example:" in out and f"sysvmq {command}" in out
@@ -67,12 +69,69 @@ def test_binary_payloads_are_escaped_unless_raw(mq):
     assert cli("receive", "--id", str(mq.id), check=True).stdout == b"\\x00\\xff\n"
 
 
-def test_receive_nowait_and_timeout_fail_cleanly(mq):
-    err = one_line_error(cli("receive", "--id", str(mq.id), "--nowait"))
+NOTHING = 3  # the exit status of "nothing to receive / timed out"
+
+
+def test_receive_nowait_and_timeout_have_an_exit_status_of_their_own(mq):
+    err = one_line_error(cli("receive", "--id", str(mq.id), "--nowait"), NOTHING)
     assert f"id={mq.id}" in err and "No message" in err
     start = time.monotonic()
-    err = one_line_error(cli("receive", "--id", str(mq.id), "--timeout", "0.2"))
+    err = one_line_error(cli("receive", "--id", str(mq.id), "--timeout", "0.2"), NOTHING)
     assert "timed out" in err and time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize(
+    "args, sent, out",
+    [
+        (["--count", "3", "--nowait"], [b"a"], b"a\n"),  # what was there is written, then status 3
+        (["--count", "3", "--timeout", "0.1"], [b"a", b"b"], b"a\nb\n"),
+        (["--follow", "--nowait"], [], b""),  # nothing at all to drain
+        (["--follow", "--timeout", "0.1"], [], b""),
+        (["--type", "5", "--nowait"], [b"other type"], b""),
+    ],
+)
+def test_receiving_less_than_asked_is_the_nothing_status(mq, args, sent, out):
+    if sent:
+        mq.send_many(sent)
+    result = cli("receive", "--id", str(mq.id), *args)
+    assert (result.returncode, result.stdout) == (NOTHING, out)
+    one_line_error(result, NOTHING)
+
+
+def test_draining_something_with_follow_is_success(mq):
+    mq.send(b"x")
+    assert cli("receive", "--id", str(mq.id), "--follow", "--nowait").returncode == 0
+
+
+@pytest.mark.parametrize("wait", [["--nowait"], ["--timeout", "0.1"]])
+def test_no_room_to_send_is_the_nothing_status(mq, wait):
+    mq.set(max_bytes=2)
+    mq.send(b"12")
+    err = one_line_error(cli("send", "--id", str(mq.id), "x", *wait), NOTHING)
+    assert "full" in err or "timed out" in err
+    assert mq.stats().count == 1
+
+
+def test_errors_keep_status_1(free_key):
+    one_line_error(cli("receive", hex(free_key), "--nowait"), 1)  # no such queue is an error, not "nothing"
+    one_line_error(cli("receive", "--id", "2147483647", "--timeout", "0.1"), 1)
+
+
+def test_the_exit_statuses_are_in_the_help():
+    for args in ([], ["receive"], ["send"]):
+        text = cli(*args, "--help", check=True).stdout.decode()
+        assert "exit status:" in text and f"{NOTHING}    nothing to receive" in text
+
+
+def test_version():
+    result = cli("--version", check=True)
+    assert result.stdout == f"sysvmq {sysvmq.__version__}\n".encode() and result.stderr == b""
+    assert cli("--version", "ls").stdout == result.stdout  # it acts before any subcommand
+
+
+def test_version_to_a_closed_stdout_is_one_line():
+    out = subprocess.run(["bash", "-c", f"{script()} --version >&-"], capture_output=True, timeout=30)
+    assert out.returncode == 1 and b"standard output" in out.stderr and out.stderr.count(b"\n") == 1
 
 
 def test_follow_drains_and_ctrl_c_exits_130(mq):
@@ -174,6 +233,10 @@ def test_demo_runs_and_leaves_no_queue():
         (["receive", "1_000"], 2),
         (["receive", "\u0661\u0662"], 2),  # Arabic-Indic digits
         (["stat", "--id", "1_0"], 2),
+        (["stat", "--id", "2147483648"], 2),  # above INT_MAX: refused while parsing
+        (["stat", "0x100000000"], 2),  # above the key_t range
+        (["completion"], 2),
+        (["completion", "tcsh"], 2),
         (["send", "0x1", "x", "--mode", "0600"], 2),  # --mode without --create
         (["send", "0x1", "x", "--exclusive"], 2),  # --exclusive without --create
     ],
@@ -189,13 +252,6 @@ def test_usage_errors(args, code):
 def test_missing_queue_is_one_line_naming_it(free_key):
     err = one_line_error(cli("stat", hex(free_key)))
     assert f"{free_key:#010x}" in err and "create" in err
-
-
-def test_full_queue_send_nowait_fails(mq):
-    mq.set(max_bytes=2)
-    mq.send(b"12")
-    err = one_line_error(cli("send", "--id", str(mq.id), "x", "--nowait"))
-    assert "full" in err
 
 
 def script():
@@ -367,3 +423,21 @@ def test_a_signal_mid_stream_neither_loses_nor_doubles(mq, tmp_path, signum):
     written = [int(line) for line in out_path.read_bytes().split()]
     left = [int(m) for m in mq.receive_many(sent, block=False)] if mq.stats().count else []
     assert sorted(written + left) == list(range(sent))  # each exactly once
+
+
+def test_stop_signals_the_parent_left_blocked_still_stop_a_follow(mq):
+    blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    receiver = subprocess.Popen(
+        [script(), "receive", "--id", str(mq.id), "--follow"],
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, blocked),
+    )
+    try:
+        mq.send(b"first")
+        assert receiver.stdout.readline() == b"first\n"  # its handlers are in place
+        receiver.send_signal(signal.SIGTERM)
+        assert receiver.wait(10) == 128 + signal.SIGTERM
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()

@@ -1,18 +1,30 @@
 """The ``sysvmq`` command: inspect, feed and drain System V message queues."""
 
 import argparse
-import json
 import os
-import pwd
-import re
 import sys
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from sysvmq.errors import QueueClosedError, QueueEmptyError, QueueTimeoutError, SysVMQError
+from sysvmq import __version__
+from sysvmq.errors import QueueClosedError, QueueEmptyError, QueueFullError, QueueTimeoutError, SysVMQError
 from sysvmq.queue import Message, MessageQueue
-from sysvmq.stats import limits, queues
+from sysvmq.tools.listing import cmd_limits, cmd_ls, cmd_stat
 from sysvmq.tools.output import Output, OutputClosed, StopSignals, escape, put_back
+from sysvmq.tools.parsing import (
+    EXIT_STATUSES,
+    FAILED,
+    NOTHING,
+    OK,
+    USAGE,
+    UsageError,
+    open_queue,
+    parse_count,
+    parse_id,
+    parse_key,
+    parse_mode,
+    parse_seconds,
+    parse_type,
+)
 
 EXAMPLES = {
     "ls": "sysvmq ls\n  sysvmq ls --json | jq '.[].key'",
@@ -23,165 +35,15 @@ EXAMPLES = {
     "limits": "sysvmq limits\n  sysvmq limits --json",
     "demo": "sysvmq demo",
     "bench": "sysvmq bench",
+    "watch": "sysvmq watch\n  sysvmq watch 0xdeadc0de --id 3 --interval 0.5\n  sysvmq watch --count 1 | grep status=ok",
+    "completion": "source <(sysvmq completion bash)\n  sysvmq completion fish > ~/.config/fish/completions/sysvmq.fish",
 }
-
-
-_DECIMAL = re.compile(r"-?[0-9]+\Z")
-_HEX = re.compile(r"0[xX][0-9a-fA-F]+\Z")
-_OCTAL = re.compile(r"(0[oO])?[0-7]+\Z")
-
-
-def _number(text: str, what: str, negative: bool = False) -> int:
-    """Decimal or 0x-hex, ASCII digits only: no spaces, no underscores, no sign unless `negative`."""
-    if _HEX.match(text):
-        return int(text, 16)
-    if _DECIMAL.match(text) and (negative or not text.startswith("-")):
-        return int(text, 10)
-    raise argparse.ArgumentTypeError(f"not {what}: {text!r} (use decimal or 0x-hex digits)")
-
-
-def parse_key(text: str) -> int:
-    """A key as decimal or 0x-hex."""
-    return _number(text, "a key")
-
-
-def parse_id(text: str) -> int:
-    return _number(text, "a queue id")
-
-
-def parse_type(text: str) -> int:
-    return _number(text, "a message type", negative=True)
-
-
-def parse_count(text: str) -> int:
-    count = _number(text, "a count")
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"the count must be at least 1, not {count}")
-    return count
-
-
-def parse_mode(text: str) -> int:
-    if not _OCTAL.match(text):
-        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}")
-    return int(text[2:] if text[1:2] in "oO" and len(text) > 1 else text, 8)
-
-
-def _owner(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _ago(when: int, now: float) -> str:
-    if not when:
-        return "-"
-    seconds = max(0, int(now - when))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
-
-
-def _table(rows: List[List[str]], out: Any) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(
-                cell.rjust(width) if i > 0 else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))
-            ).rstrip(),
-            file=out,
-        )
-
-
-def _open(args: argparse.Namespace, create: bool = False, exclusive: bool = False) -> MessageQueue:
-    mode = getattr(args, "mode", None)
-    if mode is not None and not create:
-        raise UsageError("--mode sets the permissions of a queue --create makes: add --create")
-    if exclusive and not create:
-        raise UsageError("--exclusive needs --create")
-    if args.id is not None:
-        if args.key is not None:
-            raise UsageError("name the queue by KEY or by --id ID, not both")
-        if create:
-            raise UsageError("--create makes a queue by KEY; an --id names one that exists")
-        return MessageQueue.from_id(args.id)
-    if args.key is None:
-        raise UsageError("name the queue by KEY or --id ID")
-    return MessageQueue(parse_key(args.key), create=create, exclusive=exclusive, mode=mode)
-
-
-class UsageError(Exception):
-    """Arguments that parse but do not go together: exit status 2."""
-
-
-def cmd_ls(args: argparse.Namespace) -> int:
-    found = queues()
-    if args.json:
-        json.dump([q.as_dict() for q in found], sys.stdout, indent=2)
-        print()
-        return 0
-    now = time.time()
-    rows = [
-        [
-            "KEY",
-            "ID",
-            "OWNER",
-            "MODE",
-            "MESSAGES",
-            "BYTES",
-            "CAPACITY",
-            "SEND PID",
-            "RECV PID",
-            "LAST SEND",
-            "LAST RECEIVE",
-        ]
-    ]
-    for q in found:
-        rows.append(
-            [
-                f"{q.key:#010x}",
-                str(q.id),
-                _owner(q.uid),
-                f"{q.mode:04o}",
-                str(q.count),
-                str(q.bytes),
-                str(q.max_bytes),
-                str(q.last_send_pid or "-"),
-                str(q.last_receive_pid or "-"),
-                _ago(q.last_send_time, now),
-                _ago(q.last_receive_time, now),
-            ]
-        )
-    _table(rows, sys.stdout)
-    return 0
-
-
-def cmd_stat(args: argparse.Namespace) -> int:
-    stats = _open(args).stats()
-    if args.json:
-        json.dump(stats.as_dict(), sys.stdout, indent=2)
-        print()
-        return 0
-    for name, value in stats.as_dict().items():
-        if name == "key":
-            shown = f"{value:#010x}"
-        elif name == "mode":
-            shown = f"{value:04o}"
-        elif name.endswith("_time"):
-            shown = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else "-"
-        elif name in ("uid", "cuid"):
-            shown = f"{value} ({_owner(value)})"
-        else:
-            shown = str(value)
-        print(f"{name:18} {shown}")
-    return 0
 
 
 def cmd_send(args: argparse.Namespace) -> int:
     if args.id is not None and args.key is not None and args.message is None:
         args.message, args.key = args.key, None  # `send --id 3 hello`: the one positional is the message
-    mq = _open(args, create=args.create, exclusive=args.exclusive)
+    mq = open_queue(args, create=args.create, exclusive=args.exclusive)
     options: Dict[str, Any] = {"type": args.type, "block": not args.nowait, "timeout": args.timeout}
     if args.message is not None:
         messages: Sequence[bytes] = [os.fsencode(args.message)]
@@ -205,7 +67,7 @@ def _record(message: Message, args: argparse.Namespace) -> bytes:
 
 def cmd_receive(args: argparse.Namespace) -> int:
     out = Output()
-    mq = _open(args)
+    mq = open_queue(args)
     spare = MessageQueue.from_id(mq.id)  # for putting back: `stop` closes mq, never this one
     count = None if args.follow else args.count
     received = 0
@@ -220,8 +82,8 @@ def cmd_receive(args: argparse.Namespace) -> int:
                     return 128 + stop.signum
                 raise
             except (QueueEmptyError, QueueTimeoutError):
-                if args.follow:  # --follow with --nowait or --timeout: drain, then stop
-                    return 0
+                if args.follow and received:  # --follow with --nowait or --timeout: drain, then stop
+                    return OK
                 raise
             # The next message is taken only once this one is delivered or back in the queue.
             try:
@@ -252,25 +114,6 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_limits(args: argparse.Namespace) -> int:
-    found = limits()
-    if args.json:
-        json.dump(found.as_dict(), sys.stdout, indent=2)
-        print()
-        return 0
-    rows = [
-        ["msgmax", str(found.msgmax), "largest message, bytes", "sysctl -w kernel.msgmax=N"],
-        ["msgmnb", str(found.msgmnb), "default queue capacity, bytes", "sysctl -w kernel.msgmnb=N"],
-        ["msgmni", str(found.msgmni), "most queues", "sysctl -w kernel.msgmni=N"],
-        ["queues_in_use", str(found.queues_in_use), "queues now", ""],
-        ["messages_in_use", str(found.messages_in_use), "messages waiting now", ""],
-        ["bytes_in_use", str(found.bytes_in_use), "bytes waiting now", ""],
-    ]
-    _table(rows, sys.stdout)
-    print("Make raised limits permanent in /etc/sysctl.conf (or /etc/sysctl.d/*.conf).")
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from sysvmq.tools import demo
 
@@ -283,9 +126,48 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return benchmark.run(quick=not args.full)
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from sysvmq.tools import watch
+
+    count = 1 if args.once else args.count
+    return watch.run(watch.targets_from(args.keys, args.ids or []), args.interval, count, args.plain)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from sysvmq.tools import completion
+
+    if args.shell is None:
+        raise UsageError("name the shell: bash, zsh or fish")
+    sys.stdout.write(completion.script(args.shell, build_parser()[1]))
+    sys.stdout.flush()
+    return OK
+
+
+class VersionAction(argparse.Action):
+    """`--version`: `sysvmq X.Y.Z` on standard output, or one line on stderr if it is closed."""
+
+    def __init__(self, option_strings: List[str], dest: str, help: Optional[str] = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        try:
+            if sys.stdout is None:
+                raise OSError("closed")
+            print(f"sysvmq {__version__}", flush=True)
+        except (OSError, ValueError) as e:
+            parser.exit(FAILED, f"sysvmq: standard output cannot be written ({e})\n")
+        parser.exit(OK)
+
+
 def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParser]]:
     """The command's parser, and the parser of each subcommand by name."""
-    parser = argparse.ArgumentParser(prog="sysvmq", description="Inspect, feed and drain System V message queues.")
+    parser = argparse.ArgumentParser(
+        prog="sysvmq",
+        description="Inspect, feed and drain System V message queues.",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     commands: Dict[str, argparse.ArgumentParser] = {}
@@ -295,7 +177,7 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
             name,
             help=help,
             description=help,
-            epilog="example:\n  " + EXAMPLES[name],
+            epilog="example:\n  " + EXAMPLES[name] + ("\n\n" + EXIT_STATUSES if name in ("send", "receive") else ""),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(func=func, command=name)
@@ -319,7 +201,7 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     p.add_argument("--type", type=parse_type, default=1, help="message type, >= 1 (default 1)")
     p.add_argument("--lines", action="store_true", help="send each line of standard input as one message")
     p.add_argument("--nowait", action="store_true", help="fail instead of waiting when the queue is full")
-    p.add_argument("--timeout", type=float, help="seconds to wait for room")
+    p.add_argument("--timeout", type=float, help=f"seconds to wait for room (then exit status {NOTHING})")
     p.add_argument("--create", action="store_true", help="create the queue if it does not exist")
     p.add_argument("--exclusive", action="store_true", help="with --create: fail if the queue exists already")
     p.add_argument(
@@ -337,7 +219,7 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     group.add_argument("--count", type=parse_count, default=1, help="how many messages (default 1)")
     group.add_argument("--follow", action="store_true", help="keep receiving until interrupted")
     p.add_argument("--nowait", action="store_true", help="fail instead of waiting when no message is there")
-    p.add_argument("--timeout", type=float, help="seconds to wait for each message")
+    p.add_argument("--timeout", type=float, help=f"seconds to wait for each message (then exit status {NOTHING})")
     p.add_argument("--show-type", action="store_true", help="prefix each payload with its type and a tab")
     p.add_argument(
         "--raw",
@@ -359,6 +241,21 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     p.add_argument(
         "--full", action="store_true", help="every section at full size (minutes); bench/throughput.py adds the C floor"
     )
+
+    p = command("watch", "a live view of queue depth, refreshed each interval (plain lines off a terminal)", cmd_watch)
+    p.add_argument(
+        "keys", nargs="*", type=parse_key, metavar="KEY", help="keys, decimal or 0x-hex (default: every queue)"
+    )
+    p.add_argument("--id", dest="ids", type=parse_id, nargs="+", metavar="ID", help="msqids")
+    p.add_argument("--interval", type=parse_seconds, default=1.0, help="seconds between refreshes (default 1)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--count", type=parse_count, help="stop after N refreshes")
+    group.add_argument("--once", action="store_true", help="one refresh, then stop (as --count 1)")
+    p.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
+
+    p = command("completion", "print a completion script for bash, zsh or fish", cmd_completion)
+    # Optional for argparse only: parse() runs the subcommand's parser once with no arguments.
+    p.add_argument("shell", nargs="?", choices=("bash", "zsh", "fish"), help="bash, zsh or fish")
     return parser, commands
 
 
@@ -381,12 +278,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except (UsageError, argparse.ArgumentTypeError) as e:
         print(f"sysvmq {args.command}: {e}", file=sys.stderr)
-        return 2
+        return USAGE
     except BrokenPipeError:
-        return 0  # the reader stopped reading (`| head`): what it did not read is still queued
+        return OK  # the reader stopped reading (`| head`): what it did not read is still queued
+    except (QueueEmptyError, QueueFullError, QueueTimeoutError) as e:
+        print(f"sysvmq {args.command}: {e}", file=sys.stderr)
+        return NOTHING
     except (SysVMQError, OutputClosed, OSError, ValueError, TypeError, OverflowError) as e:
         print(f"sysvmq {args.command}: {e}", file=sys.stderr)
-        return 1
+        return FAILED
 
 
 if __name__ == "__main__":

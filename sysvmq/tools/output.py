@@ -84,7 +84,7 @@ class StopSignals:
     """SIGINT, SIGTERM and SIGHUP close `mq` instead of raising in the middle of a message:
     the message in hand is delivered (or put back), and the next receive ends the command
     with status 128 + the signal. A second signal restores the default dispositions, so a
-    third one acts at once."""
+    third one acts at once. Those the parent left blocked are unblocked meanwhile."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -107,10 +107,12 @@ class StopSignals:
 
     def __enter__(self) -> "StopSignals":
         self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        self.mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._restore()
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
 
 
 def put_back(mq: MessageQueue, message: Message) -> None:

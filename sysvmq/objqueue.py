@@ -217,11 +217,11 @@ class Queue:
             if issubclass(exact_type(data), str):
                 return str.encode(data, "utf-8")  # not data.encode(): a subclass may lie
         try:
-            memoryview(data).release()
+            # A view of the real buffer: whatever class or length the object claims.
+            return memoryview(data)
         except TypeError:
             what = "the object" if dumps is None else f"{_serializer_name(self._serializer)}.dumps returned"
             raise TypeError(f"{what} must be bytes-like to be sent, not {type_name(data)}") from None
-        return data
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put `obj` in the queue, waiting for room as :meth:`queue.Queue.put` does.
@@ -310,10 +310,11 @@ class Queue:
         return self.qsize() == 0
 
     def full(self) -> bool:
-        """Whether no message could be added now: the waiting bytes have reached the
-        queue's capacity (``stats().max_bytes``), or, as Linux also counts, the
-        number of messages has. A snapshot: a large object may still not fit when
-        this is False."""
+        """Whether the queue has no room now for even a one-byte message: the waiting
+        bytes have reached its capacity (``stats().max_bytes``), or, as Linux also
+        counts, the number of messages has. Then put_nowait() raises
+        :class:`queue.Full` for any object (all but an empty raw message). A snapshot, as the stdlib's: when it is False, a large
+        object may still not fit."""
         stats = self._mq.stats()
         return stats.bytes >= stats.max_bytes or stats.count >= stats.max_bytes
 

@@ -10,7 +10,7 @@ import importlib
 import os
 import pickle
 import types
-from typing import Any, Optional, Tuple, TypeVar
+from typing import Any, Optional, Protocol, Tuple, TypeVar
 
 from sysvmq._args import check_int, check_send_type, exact_type, type_name
 from sysvmq.errors import (
@@ -24,7 +24,18 @@ from sysvmq.errors import (
 )
 from sysvmq.queue import MessageQueue
 
-__all__ = ["Queue"]
+__all__ = ["Queue", "Serializer"]
+
+
+class Serializer(Protocol):
+    """What ``Queue(serializer=...)`` takes: the pickle, json, marshal and msgpack modules are ones."""
+
+    def dumps(self, obj: Any, /) -> Any:
+        """`obj` as bytes (or str, sent as UTF-8)."""
+
+    def loads(self, data: bytes, /) -> Any:
+        """The object that `data` (what dumps returned, as bytes) describes."""
+
 
 _T = TypeVar("_T")
 
@@ -103,6 +114,7 @@ class Queue:
     """
 
     __slots__ = ("_mq", "_type", "_serializer", "_dumps", "_loads", "_trust", "_send", "_receive")
+    _serializer: Optional[Serializer]
 
     def __init__(
         self,
@@ -111,7 +123,7 @@ class Queue:
         create: bool = False,
         exclusive: bool = False,
         mode: Optional[int] = None,
-        serializer: Any = pickle,
+        serializer: Optional[Serializer] = pickle,
         type: int = 1,
         trust_senders: bool = False,
     ) -> None:
@@ -123,14 +135,16 @@ class Queue:
         self._attach(MessageQueue(key, create=create, exclusive=exclusive, mode=mode))
 
     @classmethod
-    def from_id(cls, id: int, *, serializer: Any = pickle, type: int = 1, trust_senders: bool = False) -> "Queue":
+    def from_id(
+        cls, id: int, *, serializer: Optional[Serializer] = pickle, type: int = 1, trust_senders: bool = False
+    ) -> "Queue":
         """A Queue on the existing queue with msqid `id` (what ``ipcs -q`` prints)."""
         q = cls.__new__(cls)
         q._configure(serializer, type, trust_senders)
         q._attach(MessageQueue.from_id(id))
         return q
 
-    def _configure(self, serializer: Any, type: int, trust_senders: bool) -> None:
+    def _configure(self, serializer: Optional[Serializer], type: int, trust_senders: bool) -> None:
         """Check the arguments (before any system call) and keep them."""
         _check_serializer(serializer)
         self._type = check_send_type(type)
@@ -178,7 +192,7 @@ class Queue:
         return self._type
 
     @property
-    def serializer(self) -> Any:
+    def serializer(self) -> Optional[Serializer]:
         """The object whose dumps/loads turn objects into messages and back; None for raw bytes."""
         return self._serializer
 

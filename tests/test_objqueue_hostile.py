@@ -172,6 +172,15 @@ def test_another_user_accepts_its_own_queue_and_one_root_made_for_it(make_q):
     q.put("from root")
     msqid = q.message_queue.id
     assert as_nobody(lambda: sysvmq.Queue.from_id(msqid).get(timeout=5)) == ("ok", "from root")
+    # Made by nobody, given to root: root may write anywhere anyway, so nobody accepts it.
+    kind, made = as_nobody(lambda: sysvmq.MessageQueue(sysvmq.IPC_PRIVATE, mode=0o600).id)
+    assert kind == "ok"
+    mq = sysvmq.MessageQueue.from_id(made)
+    try:
+        mq.set(uid=0)
+        assert as_nobody(lambda: sysvmq.Queue.from_id(made).qsize()) == ("ok", 0)
+    finally:
+        mq.destroy()
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from sysvmq.errors import (
     ResourceLimitError,
     SysVMQError,
 )
-from sysvmq.objqueue import Queue
+from sysvmq.objqueue import Queue, Serializer
 from sysvmq.queue import Message, MessageQueue
 from sysvmq.stats import Limits, QueueStats, ftok, limits, queues
 from sysvmq.wakeup import set_wakeup_signal, wakeup_signal
@@ -47,6 +47,7 @@ __all__ = [
     "MessageQueue",
     "Message",
     "Queue",
+    "Serializer",
     "QueueStats",
     "Limits",
     "ftok",

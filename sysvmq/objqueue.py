@@ -72,7 +72,7 @@ def _check_serializer(serializer: Any) -> None:
         )
 
 
-def _untrusted_writers(mq: MessageQueue, serializer: Any) -> Optional[str]:
+def _untrusted_writers(mq: MessageQueue) -> Optional[str]:
     """Why users other than this one (and root) may write to `mq`; None if they may not."""
     try:
         stats = mq.stats()
@@ -161,15 +161,15 @@ class Queue:
     def _refusal(self, why: str) -> str:
         name = _serializer_name(self._serializer)
         return (
-            f"serializer={name} runs (or may crash on) whatever a sender writes, and {why}. Make the "
-            f"queue yours alone (owned and created by you, mode 0o600: message_queue.set(mode=0o600)), "
-            f"use serializer=json, msgpack or None, or pass trust_senders=True if you trust every user "
+            f"serializer={name} runs (or may crash on) whatever a sender writes, and {why}. Use a queue "
+            f"only you may write to (owned and created by you, mode 0o600: MessageQueue.set(mode=0o600)), "
+            f"or serializer=json, msgpack or None, or pass trust_senders=True if you trust every user "
             f"who can write to it"
         )
 
     def _attach(self, mq: MessageQueue) -> None:
         if self._must_check(self._trust):
-            why = _untrusted_writers(mq, self._serializer)
+            why = _untrusted_writers(mq)
             if why is not None:
                 mq.close()
                 raise PermissionDeniedError(
@@ -261,12 +261,12 @@ class Queue:
                     ) from None
         except MessageTooLargeError as e:
             what = (
-                "the bytes"
+                "the bytes are"
                 if self._dumps is None
-                else f"the object, serialized by {_serializer_name(self._serializer)},"
+                else f"the object, as {_serializer_name(self._serializer)} serializes it, is"
             )
             raise MessageTooLargeError(
-                e.errno, f"put to {self._where()}: {what} make one message too large to send; {e.detail}"
+                e.errno, f"put to {self._where()}: {what} too large for one message; {e.detail}"
             ) from None
 
     def put_nowait(self, obj: Any) -> None:
@@ -324,11 +324,14 @@ class Queue:
         return self.qsize() == 0
 
     def full(self) -> bool:
-        """Whether the queue has no room now for even a one-byte message: the waiting
-        bytes have reached its capacity (``stats().max_bytes``), or, as Linux also
-        counts, the number of messages has. Then put_nowait() raises
-        :class:`queue.Full` for any object (all but an empty raw message). A snapshot, as the stdlib's: when it is False, a large
-        object may still not fit."""
+        """Whether the queue has no room now for even a one-byte message.
+
+        That is, the waiting bytes have reached its capacity
+        (``stats().max_bytes``), or, as Linux also counts, the number of messages
+        has; then put_nowait() raises :class:`queue.Full` for any object (all
+        but an empty raw message). A snapshot, as the stdlib's: when it is False,
+        a large object may still not fit.
+        """
         stats = self._mq.stats()
         return stats.bytes >= stats.max_bytes or stats.count >= stats.max_bytes
 

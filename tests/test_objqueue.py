@@ -185,6 +185,13 @@ def test_bad_arguments_raise_before_any_system_call(kwargs, error):
     assert queue_ids() == before
 
 
+def test_repr_names_the_queue_type_and_serializer(make_q):
+    q = make_q(serializer=json, type=5)
+    assert repr(q) == f"<sysvmq.Queue key=0x00000000 id={q.message_queue.id} type=5 serializer=json>"
+    q.close()
+    assert repr(q).endswith(" closed>")
+
+
 def test_types_keep_queues_on_one_kernel_queue_apart(make_q):
     ones = make_q(serializer=json)
     twos = sysvmq.Queue.from_id(ones.message_queue.id, serializer=json, type=2)

@@ -303,3 +303,16 @@ def test_a_loads_that_exits_propagates(make_q):
         q.get_nowait()
     with pytest.raises(queue.Empty):
         q.get_nowait()
+
+
+@root_only
+def test_a_queue_whose_owner_cannot_be_read_is_refused(make_q):
+    q = make_q(serializer=None)
+    q.message_queue.set(mode=0o622)  # others may write, not read
+    msqid = q.message_queue.id
+    kind, error = as_nobody(lambda: sysvmq.Queue.from_id(msqid))
+    assert kind == "raised" and isinstance(error, sysvmq.PermissionDeniedError)
+    assert "cannot be read" in str(error)
+    # A data-only serializer needs no check, and may put to it.
+    assert as_nobody(lambda: sysvmq.Queue.from_id(msqid, serializer=json).put([1])) == ("ok", None)
+    assert json.loads(q.get_nowait()) == [1]

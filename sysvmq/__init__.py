@@ -13,6 +13,7 @@ knows its key: no broker, and it survives restarts of either side.
 
 from sysvmq._sysvmq_cffi import lib as _lib
 from sysvmq.errors import (
+    MessageDecodeError,
     MessageTooLargeError,
     PermissionDeniedError,
     QueueClosedError,
@@ -25,6 +26,7 @@ from sysvmq.errors import (
     ResourceLimitError,
     SysVMQError,
 )
+from sysvmq.objqueue import Queue, Serializer
 from sysvmq.queue import Message, MessageQueue, Messages
 from sysvmq.stats import Limits, QueueStats, ftok, limits, queues
 from sysvmq.wakeup import set_wakeup_signal, wakeup_signal
@@ -55,6 +57,8 @@ __all__ = [
     "MessageQueue",
     "Message",
     "Messages",
+    "Queue",
+    "Serializer",
     "QueueStats",
     "Limits",
     "ftok",
@@ -73,6 +77,7 @@ __all__ = [
     "MessageTooLargeError",
     "ResourceLimitError",
     "QueueClosedError",
+    "MessageDecodeError",
     "IPC_PRIVATE",
     "IPC_CREAT",
     "IPC_EXCL",

@@ -22,6 +22,7 @@ __all__ = [
     "MessageTooLargeError",
     "ResourceLimitError",
     "QueueClosedError",
+    "MessageDecodeError",
 ]
 
 
@@ -86,6 +87,24 @@ class ResourceLimitError(SysVMQError):
 
 class QueueClosedError(SysVMQError):
     """The handle was closed with ``close()`` (EBADF); the queue itself may still exist."""
+
+
+class MessageDecodeError(ValueError):
+    """A :class:`sysvmq.Queue` took a message its serializer's ``loads`` could not read.
+
+    The message is off the queue: its payload is kept here as ``data`` (bytes),
+    with its message ``type``; the serializer's own exception is ``__cause__``.
+    """
+
+    def __init__(self, data: bytes, type: int, detail: str) -> None:
+        super().__init__(detail)
+        #: The payload taken off the queue, as it arrived.
+        self.data = data
+        #: The message's type.
+        self.type = type
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (self.__class__, (self.data, self.type, self.args[0]))
 
 
 _BY_ERRNO: Dict[int, Type[SysVMQError]] = {

@@ -31,3 +31,16 @@ def test_readme_examples_run():
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["msg"] == sysvmq.Message(2, b"text is sent as UTF-8")
+
+
+def test_readme_queue_example_runs():
+    blocks = [b for b in python_blocks() if "sysvmq.Queue(0xC0FFEE" in b]
+    assert len(blocks) == 1
+    if 0xC0FFEE in {q.key for q in sysvmq.queues()}:
+        import pytest
+
+        pytest.skip("another program uses key 0xc0ffee on this machine")
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert namespace["job"] == {"job": 1, "args": [1, 2]}
+    assert 0xC0FFEE not in {q.key for q in sysvmq.queues()}

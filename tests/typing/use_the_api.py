@@ -6,6 +6,9 @@ A line that misuses the API carries `# type: ignore[code]`; with warn_unused_ign
 
 import array
 import asyncio
+import json
+import marshal
+import pickle
 import queue
 from typing import List, Tuple
 
@@ -77,3 +80,27 @@ except sysvmq.QueueTimeoutError as e:
 with sysvmq.MessageQueue(sysvmq.IPC_PRIVATE) as private:
     private.destroy()
 mq.close()
+
+# sysvmq.Queue: objects in, objects out, with the stdlib's exceptions.
+objects = sysvmq.Queue(0xC0FFEE, create=True, serializer=json, type=2)
+objects.put({"job": 1}, timeout=1.5)
+objects.put_nowait([1, 2])
+job: object = objects.get(block=False)
+objects.get_nowait()
+waiting: int = objects.qsize()
+state: Tuple[bool, bool] = (objects.empty(), objects.full())
+underneath: sysvmq.MessageQueue = objects.message_queue
+raw = sysvmq.Queue.from_id(underneath.id, serializer=None, type=3)
+for module in (pickle, marshal):
+    sysvmq.Queue.from_id(underneath.id, serializer=module, trust_senders=True).close()
+objects.put(1, timeout="1")  # type: ignore[arg-type]
+sysvmq.Queue(1, type="2")  # type: ignore[arg-type]
+sysvmq.Queue(1, serializer=42)  # type: ignore[arg-type]
+try:
+    objects.get(timeout=0)
+except queue.Empty:
+    pass
+except sysvmq.MessageDecodeError as undecodable:
+    taken: bytes = undecodable.data
+with raw:
+    raw.message_queue.destroy()

@@ -12,7 +12,7 @@ from conftest import ROOT
 import sysvmq
 
 sys.path.insert(0, os.path.join(ROOT, "docs"))
-from readme_examples import KEY, runnable_blocks
+from readme_examples import KEY, python_blocks, runnable_blocks
 
 
 def readme() -> str:
@@ -34,7 +34,7 @@ def test_readme_examples_run():
 
 
 def test_readme_queue_example_runs():
-    blocks = [b for b in python_blocks() if "sysvmq.Queue(0xC0FFEE" in b]
+    blocks = [b for b in python_blocks(readme()) if "sysvmq.Queue(0xC0FFEE" in b]
     assert len(blocks) == 1
     if 0xC0FFEE in {q.key for q in sysvmq.queues()}:
         import pytest

@@ -9,7 +9,7 @@ call when nothing goes wrong.
 import sys
 from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, TypeVar, Union
 
-from sysvmq import aio, wakeup
+from sysvmq import wakeup
 from sysvmq._args import (
     INT_MAX,
     INT_MIN,
@@ -29,10 +29,10 @@ from sysvmq._args import (
     send_options,
     type_name,
 )
-from sysvmq._control import QueueControl, key_of, open_flags, open_queue
+from sysvmq._asyncmethods import AsyncMethods
+from sysvmq._control import key_of, open_flags, open_queue
 from sysvmq._lowlevel import MTYPE, PLAIN, RESET_TAKEN, TAKEN, Message, Options, new_message
 from sysvmq._sysvmq_cffi import ffi, lib
-from sysvmq.errors import QueueEmptyError, QueueFullError
 from sysvmq.iteration import Messages
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ _take_within = lib.sysvmq_take_within
 _NULL = ffi.NULL
 
 
-class MessageQueue(QueueControl):
+class MessageQueue(AsyncMethods):
     """A handle on a System V message queue.
 
     ``MessageQueue(key)`` opens the queue with that key; ``create=True`` makes it if
@@ -368,55 +368,3 @@ class MessageQueue(QueueControl):
     def __aiter__(self) -> Messages:
         """``async for message in mq``: the same, on asyncio or trio, with no-loss cancellation."""
         return Messages(self, 0, None, False, False)
-
-    # ---- async: asyncio, trio, anyio ----
-
-    async def send_async(self, message: Payload, type: int = 1, *, timeout: Optional[float] = None) -> None:
-        """:meth:`send` for asyncio or trio: waits for room without blocking the event loop.
-
-        A call that has to wait sends from a worker thread. Cancelled while it
-        waits, it sends nothing; one that got room just before the cancellation
-        reached it has sent its message and raises CancelledError all the same. A
-        ``timeout`` that expires (:class:`QueueTimeoutError`) always means not sent.
-        """
-        data = payload(message)
-        mtype = check_send_type(type)
-        options = Options(*send_options(0, True, timeout), timeout)
-        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
-            await aio.checkpoint()
-        try:
-            self._send_loop(data, mtype, Options(lib.IPC_NOWAIT, -1, None))
-            return
-        except QueueFullError:
-            pass
-        await aio.in_thread(lambda token: self._send_loop(data, mtype, options, token))
-
-    async def receive_async(
-        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
-    ) -> bytes:
-        """:meth:`receive` for asyncio or trio. Cancelling it never loses a message (see sysvmq.aio)."""
-        return (await self.receive_message_async(type, timeout=timeout, truncate=truncate, exclude=exclude)).data
-
-    async def receive_message_async(
-        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
-    ) -> Message:
-        """:meth:`receive_message` for asyncio or trio. Cancelling it never loses a message.
-
-        A worker thread only waits until a matching message is there, taking none;
-        the message is taken here, in the event loop's thread, by the coroutine
-        that returns it.
-        """
-        mtype = check_receive_type(type)
-        options = Options(*receive_options(mtype, 0, True, timeout, truncate, exclude), timeout)
-        now = options._replace(flags=options.flags | lib.IPC_NOWAIT, deadline=-1)
-        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
-            await aio.checkpoint()
-        while True:
-            try:
-                _, got, data = self._receive_one(mtype, now)
-                return new_message((got, data))
-            except QueueEmptyError:
-                pass  # nothing there yet, or another receiver was first
-            handed = await aio.in_thread(lambda token: self._await_message(mtype, options, token), self._give_back)
-            if handed is not None:
-                return handed

@@ -12,8 +12,6 @@ and so is the C floor unless the caller hands in its compiled program
 """
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -22,6 +20,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import sysvmq
+from sysvmq.tools.benchreport import Result, commit, machine, median_rate, table
 
 sysv_ipc: Any
 ipcqueue_sysvmq: Any
@@ -33,8 +32,6 @@ try:
     import ipcqueue.sysvmq as ipcqueue_sysvmq  # type: ignore[import-untyped,import-not-found,no-redef,unused-ignore]
 except ImportError:  # optional peer
     ipcqueue_sysvmq = None
-
-Result = Dict[str, List[float]]
 
 
 def log(text: str) -> None:
@@ -145,7 +142,27 @@ def worker(argv: Sequence[str]) -> None:
         start = time.perf_counter()
         while receive(-3)[1] != 3:
             send(b"12345678", 2)
+    elif role == "put":  # sysvmq.Queue: `count` pickled objects, then None
+        (count,) = rest
+        q = sysvmq.Queue.from_id(qid)
+        put = q.put
+        start = time.perf_counter()
+        for i in range(count):
+            put(job(i))
+        put(None)
+    elif role == "get":
+        q = sysvmq.Queue.from_id(qid)
+        get = q.get
+        get()
+        start = time.perf_counter()
+        while get() is not None:
+            pass
     print(f"{time.perf_counter() - start:.9f}", flush=True)
+
+
+def job(i: int) -> Dict[str, Any]:
+    """The object the Queue section sends: a small dict, about 60 bytes pickled."""
+    return {"job": i, "args": [1, 2, 3], "name": "resize"}
 
 
 def _sysv_ipc_by_id(qid: int) -> Any:
@@ -185,6 +202,31 @@ def c_pair(binary: str, first: Sequence[object], second: Sequence[object]) -> fl
     return process_pair([binary, *map(str, first)], [binary, *map(str, second)])
 
 
+def mp_objects(count: int) -> float:
+    """multiprocessing.Queue carrying the same pickled objects as sysvmq.Queue."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue(maxsize=1024)
+    result = ctx.Queue()
+
+    def consume() -> None:
+        queue.get()
+        start = time.perf_counter()
+        while queue.get() is not None:
+            pass
+        result.put(time.perf_counter() - start)
+
+    process = ctx.Process(target=consume)
+    process.start()
+    for i in range(count):
+        queue.put(job(i))
+    queue.put(None)
+    elapsed = result.get()
+    process.join()
+    return float(elapsed)
+
+
 def mp_stream(size: int, count: int) -> float:
     import multiprocessing
 
@@ -211,66 +253,6 @@ def mp_stream(size: int, count: int) -> float:
 
 
 # ---- report ----
-
-
-def machine() -> str:
-    """The CPU, its count, the kernel and the Python: what a figure depends on."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    if sys.implementation.name == "pypy":
-        python += " (PyPy " + ".".join(map(str, sys.pypy_version_info[:3])) + ")"  # type: ignore[attr-defined]
-    return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; {python}"
-
-
-def commit() -> str:
-    """The git commit of the sysvmq being measured ("+ changes" if its files differ), or
-    "installed" outside a checkout."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(sysvmq.__file__)))
-    try:
-        head = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        changes = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "installed"
-    if head.returncode != 0:
-        return "installed"
-    return head.stdout.strip() + (" + changes" if changes.stdout.strip() else "")
-
-
-def table(
-    title: str, unit: str, rows: List[Tuple[str, float]], times: Result, ratios: Sequence[str], faster_is: str = "less"
-) -> None:
-    """`rows` (contender, median value), then for each reference its ratio to it: the
-    median of the per-round ratios (min-max). With ``faster_is="less"`` (times), a ratio
-    above 1 is faster than the reference; with "more" it is the quotient of the times."""
-    print(f"\n{title}", flush=True)
-    print(f"  {'contender':<24}{unit:>12}" + "".join(f"  {'x ' + r:>24}" for r in ratios))
-    for name, value in rows:
-        cells = ""
-        for ref in ratios:
-            if ref not in times:
-                cells += f"  {'-':>24}"
-                continue
-            pairs = zip(times[ref], times[name])
-            per_round = sorted(r / t if faster_is == "less" else t / r for r, t in pairs)
-            spread = f"({per_round[0]:.2f}-{per_round[-1]:.2f})"
-            cells += f"  {statistics.median(per_round):>12.2f} {spread:>11}"
-        print(f"  {name:<24}{value:>12,.3f}{cells}")
-
-
-def median_rate(times: List[float], work: float) -> float:
-    return work / statistics.median(times)
 
 
 def section_pairs(binary: Optional[str], n: int, n_rounds: int) -> None:
@@ -355,6 +337,28 @@ def section_pingpong(binary: Optional[str], count: int, n_rounds: int) -> None:
     table("Ping-pong between two processes, round trip (lower is better)", "µs", rows, times, ["sysv_ipc", "C"], "more")
 
 
+def section_objects(count: int, n_rounds: int) -> None:
+    mq = sysvmq.MessageQueue(random.randrange(1, 2**31), create=True, exclusive=True)
+    qid = str(mq.id)
+    try:
+        contenders: Dict[str, Callable[[], float]] = {
+            "sysvmq.Queue": lambda: python_pair(["put", "queue", qid, str(count)], ["get", "queue", qid]),
+            "multiprocessing.Queue": lambda: mp_objects(count),
+        }
+        log("Python objects between two processes ...")
+        times = rounds(contenders, n_rounds)
+    finally:
+        mq.destroy()
+    rows = sorted(((name, median_rate(t, count) / 1e3) for name, t in times.items()), key=lambda row: -row[1])
+    table(
+        f"Producer process -> consumer process, pickled dicts ({count} per run), put/get",
+        "k objects/s",
+        rows,
+        times,
+        ["multiprocessing.Queue"],
+    )
+
+
 def run(quick: bool = False, n_rounds: Optional[int] = None, binary: Optional[str] = None) -> int:
     """Every section; `binary` is the compiled C floor (bench/benchmark_ref.c), or None."""
     n_rounds = n_rounds or (3 if quick else 9)
@@ -368,6 +372,7 @@ def run(quick: bool = False, n_rounds: Optional[int] = None, binary: Optional[st
     section_pairs(binary, int(200_000 * scale), n_rounds)
     for size, count in ((16, 200_000), (1024, 100_000), (8192, 40_000)):
         section_stream(binary, size, max(64, int(count * scale) // 64 * 64), n_rounds)
+    section_objects(max(500, int(100_000 * scale)), n_rounds)
     section_pingpong(binary, max(500, int(20_000 * scale)), n_rounds)
     return 0
 

@@ -1,0 +1,76 @@
+"""The async methods of MessageQueue (asyncio, trio, anyio), on top of its C state and
+control methods; sysvmq.aio runs the waits in worker threads."""
+
+from typing import TYPE_CHECKING, Optional, Union
+
+from sysvmq import aio
+from sysvmq._args import check_receive_type, check_send_type, payload, receive_options, send_options
+from sysvmq._control import QueueControl
+from sysvmq._lowlevel import Message, Options, new_message
+from sysvmq._sysvmq_cffi import lib
+from sysvmq.errors import QueueEmptyError, QueueFullError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["AsyncMethods"]
+
+
+class AsyncMethods(QueueControl):
+    """send_async, receive_async and receive_message_async: see MessageQueue."""
+
+    __slots__ = ()
+
+    # ---- async: asyncio, trio, anyio ----
+
+    async def send_async(
+        self, message: Union["Buffer", str], type: int = 1, *, timeout: Optional[float] = None
+    ) -> None:
+        """:meth:`send` for asyncio or trio: waits for room without blocking the event loop.
+
+        A call that has to wait sends from a worker thread. Cancelled while it
+        waits, it sends nothing; one that got room just before the cancellation
+        reached it has sent its message and raises CancelledError all the same. A
+        ``timeout`` that expires (:class:`QueueTimeoutError`) always means not sent.
+        """
+        data = payload(message)
+        mtype = check_send_type(type)
+        options = Options(*send_options(0, True, timeout), timeout)
+        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
+            await aio.checkpoint()
+        try:
+            self._send_loop(data, mtype, Options(lib.IPC_NOWAIT, -1, None))
+            return
+        except QueueFullError:
+            pass
+        await aio.in_thread(lambda token: self._send_loop(data, mtype, options, token))
+
+    async def receive_async(
+        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
+    ) -> bytes:
+        """:meth:`receive` for asyncio or trio. Cancelling it never loses a message (see sysvmq.aio)."""
+        return (await self.receive_message_async(type, timeout=timeout, truncate=truncate, exclude=exclude)).data
+
+    async def receive_message_async(
+        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
+    ) -> Message:
+        """:meth:`receive_message` for asyncio or trio. Cancelling it never loses a message.
+
+        A worker thread only waits until a matching message is there, taking none;
+        the message is taken here, in the event loop's thread, by the coroutine
+        that returns it.
+        """
+        mtype = check_receive_type(type)
+        options = Options(*receive_options(mtype, 0, True, timeout, truncate, exclude), timeout)
+        now = options._replace(flags=options.flags | lib.IPC_NOWAIT, deadline=-1)
+        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
+            await aio.checkpoint()
+        while True:
+            try:
+                _, got, data = self._receive_one(mtype, now)
+                return new_message((got, data))
+            except QueueEmptyError:
+                pass  # nothing there yet, or another receiver was first
+            handed = await aio.in_thread(lambda token: self._await_message(mtype, options, token), self._give_back)
+            if handed is not None:
+                return handed

@@ -144,7 +144,7 @@ def bad_type(mtype: Any, check: Callable[[Any], int]) -> Exception:
 
 def as_bytes(message: Any) -> bytes:
     """`message` as exact bytes, copied from its buffer (never trusting its len())."""
-    if isinstance(message, str):
+    if issubclass(exact_type(message), str):  # isinstance() would believe a lying __class__
         return str.encode(message, "utf-8")
     try:
         return memoryview(message).tobytes()
@@ -156,7 +156,7 @@ def payload(message: Any) -> Any:
     """`message` as something a `const char *` parameter takes, whose len() is the length
     of the memory C reads: exact bytes, or a cdata view of the object's buffer (a
     subclass of bytes or str may lie in its __len__, __class__ or encode())."""
-    if isinstance(message, str):
+    if issubclass(exact_type(message), str):  # isinstance() would believe a lying __class__
         return str.encode(message, "utf-8")
     if exact_type(message) is bytes:
         return message

@@ -35,6 +35,14 @@ class LyingClass(bytes):
         return 8000
 
 
+class ClaimsStr(bytes):
+    """Bytes that claim to be a str (isinstance() believes __class__)."""
+
+    @property  # type: ignore[misc]
+    def __class__(self):
+        return str
+
+
 class LyingEncode(str):
     def encode(self, *args, **kwargs):
         return LyingLength(b"ab")
@@ -65,7 +73,7 @@ SENDS = {
 }
 
 
-@pytest.mark.parametrize("liar", [LyingLength(b"ab"), LyingClass(b"ab"), LyingEncode("ab")], ids=type)
+@pytest.mark.parametrize("liar", [LyingLength(b"ab"), LyingClass(b"ab"), ClaimsStr(b"ab"), LyingEncode("ab")], ids=type)
 @pytest.mark.parametrize("send", SENDS.values(), ids=SENDS.keys())
 def test_the_length_sent_is_that_of_the_buffer(mq, send, liar):
     send(mq, liar)

@@ -118,8 +118,8 @@ long sysvmq_receive_many(sysvmq_batch *b, size_t cap, long msgtyp, int flags, lo
                          sysvmq_token *token, size_t max_count);
 
 /* Put the message the last receive into `b` took back at the end of the queue, for a
- * caller that could not be handed it (an exception on its way out): 0 (also when there
- * was none), or -errno if the queue had no room for it within a second. */
+ * caller that could not be handed it (an exception on its way out): 0, 1 if it had taken
+ * none, or -errno if the queue had no room for it within a second. */
 int sysvmq_give_back(sysvmq_rbuf *b);
 
 /* sysvmq_give_back for every message the last sysvmq_receive_many took into `b`. */

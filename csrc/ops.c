@@ -335,7 +335,7 @@ static int sysvmq_give_back(sysvmq_rbuf *b)
 {
     long len = b->taken;
     b->taken = -1;
-    return len < 0 ? 0 : sysvmq_put_back(b->handle, sysvmq_message_of(b), (size_t)len);
+    return len < 0 ? 1 : sysvmq_put_back(b->handle, sysvmq_message_of(b), (size_t)len);
 }
 
 static int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data, size_t len)

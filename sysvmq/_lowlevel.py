@@ -43,6 +43,9 @@ _SIZE_T = next(code for code in "QLI" if array(code).itemsize == ffi.sizeof("siz
 #: (count, size); a bounded cache, emptied when full.
 _SPLITTERS: Dict[Tuple[int, int], struct.Struct] = {}
 _SPLITTERS_MAX = 64
+#: Batches of more messages are cut by slicing: a Struct costs ~32 bytes per message, and the
+#: system calls dominate such batches anyway.
+_SPLIT_MAX = 1024
 
 
 class Message(NamedTuple):
@@ -79,12 +82,6 @@ ReceiveBuffer = Tuple[Any, Any, Any]
 _LONG = ffi.sizeof("long")
 TAKEN = ffi.offsetof("sysvmq_rbuf", "taken") // _LONG
 MTYPE = ffi.offsetof("sysvmq_rbuf", "mtype") // _LONG
-#: Whether a signal handler may run (and raise) between any two bytecodes of a receive:
-#: then a buffer's `taken` is reset before each call, or a stale one would give back a
-#: message already returned. CPython 3.11 and later run handlers only after a call
-#: returns, at a backward jump or at a function's start, none of which lie between the
-#: start of a fast receive's try block and its C call.
-RESET_TAKEN = sys.implementation.name != "cpython" or sys.version_info < (3, 11)
 #: CPython runs the C loops of memoryview, array and struct fastest; PyPy's JIT runs cdata
 #: pointers and plain Python loops fastest (memoryview access costs it 20-90 ns, a cdata
 #: pointer 1 ns): each interpreter gets the variant it runs best.
@@ -223,14 +220,16 @@ class QueueCore:
         data = b"".join(parts)
         sent = ffi.new("size_t *")
         h = self._h
-        while True:
-            r = lib.sysvmq_send_many(h, mtype, data, lens, len(parts), options.flags, options.deadline, _NULL, sent)
-            if r == 0:
-                return len(parts)
-            if r != _EINTR:
-                error = self._send_error(-r, len(parts[sent[0]]), options.timeout, mtype)
-                error.sent = int(sent[0])  # type: ignore[attr-defined]
-                raise error
+        try:
+            while True:
+                r = lib.sysvmq_send_many(h, mtype, data, lens, len(parts), options.flags, options.deadline, _NULL, sent)
+                if r == 0:
+                    return len(parts)
+                if r != _EINTR:
+                    raise self._send_error(-r, len(parts[sent[0]]), options.timeout, mtype)
+        except BaseException as error:  # also Ctrl-C from a handler: how many went, so none is sent twice
+            error.sent = int(sent[0])  # type: ignore[attr-defined]
+            raise
 
     # ---- receiving ----
 
@@ -305,10 +304,9 @@ class QueueCore:
             buffer = _batch_buffer(self._h, size, slots)
         if buffer.size != size or buffer.slots < slots:
             buffer = _batch_buffer(self._h, size, slots)
-        batch, view, _, _, (_, offsets, lens, types) = buffer
+        batch, view, _, _, (_, offsets, lens, _) = buffer
         flags, deadline, timeout = options
         batch.taken = 0
-        messages = kinds = None
         try:
             while True:
                 n = lib.sysvmq_receive_many(batch, cap, mtype, flags, deadline, _NULL, slots)
@@ -317,20 +315,15 @@ class QueueCore:
                 if n != _EINTR:
                     raise self._receive_error(-n, timeout)
             sizes = ffi.unpack(lens, n)
-            if CPYTHON and sizes.count(sizes[0]) == n:  # all of one size, as batches often are: one C loop
+            if CPYTHON and n <= _SPLIT_MAX and sizes.count(sizes[0]) == n:  # all of one size: one C loop
                 messages = list(_splitter(n, sizes[0]).unpack_from(view))
             else:
                 messages = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)]
-            kinds = ffi.unpack(types, n)
-            batches.append(buffer)
-            return messages
-        except BaseException:  # Ctrl-C or MemoryError with messages taken: they go back, in order
-            if kinds is None or messages is None:
-                lib.sysvmq_give_back_many(batch)
-            else:
-                for kind, data in zip(kinds, messages):
-                    lib.sysvmq_give_back_copy(self._h, kind, data, len(data))
+        except BaseException:  # Ctrl-C, sys.exit() in a handler, MemoryError: the messages go back, in order
+            lib.sysvmq_give_back_many(batch)
             raise
+        batches += (buffer,)  # not a call: CPython 3.11+ runs no signal handler before the return
+        return messages
 
     def _peek(self, index: int) -> Message:
         what = f"peek at message {index} of {self._describe()}"
@@ -364,16 +357,6 @@ class QueueCore:
                 return new_message((int(taken[0]), b""))
             if r != _EINTR:
                 raise self._receive_error(-r, timeout)
-
-    def _give_back_taken(self, rb: Any, copy: Optional[Tuple[int, bytes]]) -> None:
-        """After an exception between taking a message into `rb` and returning it: put the
-        message back at the end of the queue, from its `copy` (type, payload) once that was
-        made (the buffer may be another call's by then), else from the buffer if this call
-        took one into it."""
-        if copy is not None:
-            lib.sysvmq_give_back_copy(self._h, copy[0], copy[1], len(copy[1]))
-        else:
-            lib.sysvmq_give_back(rb)
 
     def _give_back(self, message: Optional[Message]) -> bool:
         """Put `message`, taken by a call whose caller is gone, back at the end of the queue,

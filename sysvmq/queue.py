@@ -31,7 +31,7 @@ from sysvmq._args import (
 )
 from sysvmq._asyncmethods import AsyncMethods
 from sysvmq._control import key_of, open_flags, open_queue
-from sysvmq._lowlevel import MTYPE, PLAIN, RESET_TAKEN, TAKEN, Message, Options, new_message
+from sysvmq._lowlevel import MTYPE, PLAIN, TAKEN, Message, Options, new_message
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.iteration import Messages
 
@@ -52,6 +52,9 @@ _put = lib.sysvmq_put
 _take = lib.sysvmq_take
 _take_type = lib.sysvmq_take_type
 _take_within = lib.sysvmq_take_within
+_give_back = lib.sysvmq_give_back
+_give_back_copy = lib.sysvmq_give_back_copy
+_NONE_TAKEN = 1  # sysvmq_give_back: the call had taken nothing
 _NULL = ffi.NULL
 
 
@@ -203,18 +206,18 @@ class MessageQueue(AsyncMethods):
         ):
             return self._receive_checked(type, flags, block, timeout, truncate, exclude)[2]
         # The common case, kept to the bone (receive_message mirrors it). The buffer is
-        # this call's alone until it is back on the free list. Its `taken` says whether this
-        # call took a message into it: if anything raises before the payload is returned
-        # (Ctrl-C, MemoryError), the message goes back to the queue, from the buffer or,
-        # once copied out, from the copy.
+        # this call's alone until it is back on the free list. Its `taken`, reset here and
+        # set by C, says whether this call took a message into it: if anything raises before
+        # the payload is returned (Ctrl-C, sys.exit() in a handler, MemoryError, a tracer),
+        # the message goes back to the queue.
         buffers = self._buffers
         try:
             buffer = buffers.pop()
         except IndexError:
             buffer = self._buffer()
         rb, view, fields = buffer
-        if RESET_TAKEN:
-            fields[TAKEN] = -1
+        fields[TAKEN] = -1
+        copied = False
         try:
             if timeout is not None:
                 n = _take_within(rb, type, timeout)
@@ -224,17 +227,18 @@ class MessageQueue(AsyncMethods):
                 n = self._resume_fast_receive(n, type, timeout, buffer)
             data: bytes = view[:n]
             mtype = fields[MTYPE]
+            copied = True
             buffers.append(buffer)
             return data
-        except OverflowError:  # a type or timeout C cannot hold (C never ran): the checked path explains it
-            buffers.append(buffer)
-            return self._receive_checked(type, 0, True, timeout, False, False)[2]
-        except BaseException:
-            try:
-                copy: Optional[Tuple[int, bytes]] = (mtype, data)
-            except NameError:  # not copied out yet: the message is still in the buffer
-                copy = None
-            self._give_back_taken(rb, copy)
+        except BaseException as error:
+            # The message goes back before any Python call, where another pending signal's
+            # handler could raise first: from the copy (the buffer may be another call's now),
+            # else from the buffer if this call took one into it.
+            if copied:
+                _give_back_copy(self._h, mtype, data, n)
+            elif _give_back(rb) == _NONE_TAKEN and exact_type(error) is OverflowError:
+                buffers.append(buffer)  # a type or timeout C cannot hold: the checked path explains it
+                return self._receive_checked(type, 0, True, timeout, False, False)[2]
             raise
 
     def receive_message(
@@ -264,8 +268,8 @@ class MessageQueue(AsyncMethods):
         except IndexError:
             buffer = self._buffer()
         rb, view, fields = buffer
-        if RESET_TAKEN:
-            fields[TAKEN] = -1
+        fields[TAKEN] = -1
+        copied = False
         try:
             if timeout is not None:
                 n = _take_within(rb, type, timeout)
@@ -274,18 +278,16 @@ class MessageQueue(AsyncMethods):
             if n < 0:
                 n = self._resume_fast_receive(n, type, timeout, buffer)
             message = new_message((fields[MTYPE], view[:n]))
+            copied = True
             buffers.append(buffer)
             return message
-        except OverflowError:  # a type or timeout C cannot hold (C never ran): the checked path explains it
-            buffers.append(buffer)
-            _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
-            return new_message((mtype, data))
-        except BaseException:
-            try:
-                copy = message
-            except NameError:  # not copied out yet: the message is still in the buffer
-                copy = None
-            self._give_back_taken(rb, copy)
+        except BaseException as error:  # as in receive()
+            if copied:
+                _give_back_copy(self._h, message[0], message[1], n)
+            elif _give_back(rb) == _NONE_TAKEN and exact_type(error) is OverflowError:
+                buffers.append(buffer)
+                _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
+                return new_message((mtype, data))
             raise
 
     def receive_into(

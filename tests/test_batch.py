@@ -289,3 +289,18 @@ def test_a_batch_in_a_thread_that_blocks_every_signal_polls_and_finishes(mq):
         got.extend(mq.receive_many(10, timeout=10))
     sender.join(10)
     assert result["sent"] == 100 and got == messages
+
+
+def test_a_batch_of_many_equal_messages_is_cut_without_caching_a_layout(mq):
+    # A cached layout costs ~32 bytes per message: batches above _SPLIT_MAX are sliced instead.
+    from sysvmq import _lowlevel
+
+    count = _lowlevel._SPLIT_MAX + 76
+    messages = [b"%d" % (i % 10) for i in range(count)]
+    mq.send_many(messages)
+    _lowlevel._SPLITTERS.clear()
+    got: list = []
+    while len(got) < count:
+        got += mq.receive_many(count)
+    assert got == messages
+    assert all(n <= _lowlevel._SPLIT_MAX for n, _ in _lowlevel._SPLITTERS)

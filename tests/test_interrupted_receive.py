@@ -8,6 +8,8 @@ it fires the moment the call has taken the message, which is the window under te
 
 import _thread
 import os
+import signal
+import sys
 import threading
 import time
 
@@ -70,3 +72,122 @@ def test_an_interrupt_as_the_message_is_taken_puts_it_back(mq, call):
             assert mq.receive(block=False) == b"%03d" % i  # given back, whole
         assert mq.stats().count == 0
     assert interrupted > ROUNDS // 2
+
+
+FAST = {"receive": lambda mq: mq.receive(), "receive_message": lambda mq: mq.receive_message()}
+
+
+def interrupt_twice_then_send(mq: sysvmq.MessageQueue, tid: int, message: bytes) -> None:
+    deadline = time.monotonic() + 5
+    while not in_msgrcv(tid):
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    _thread.interrupt_main(signal.SIGINT)  # type: ignore[call-arg]
+    _thread.interrupt_main(signal.SIGTERM)  # type: ignore[call-arg]
+    mq.send(message, type=7)
+
+
+@pytest.mark.skipif(MSGRCV is None, reason="reads the system call a thread is in from /proc")
+@pytest.mark.skipif(
+    sys.implementation.name != "cpython" or sys.version_info < (3, 11),
+    reason="interrupt_main(signum) and handlers that run only after calls: CPython 3.11+",
+)
+@pytest.mark.parametrize("call", RECEIVES.values(), ids=RECEIVES.keys())
+def test_a_second_raising_handler_cannot_stop_the_give_back(mq, call):
+    # Ctrl-C and a SIGTERM handler calling sys.exit() both pending when msgrcv returns: the
+    # second handler runs while the first exception unwinds, before sysvmq returns the message
+    # to the queue unless the give-back is the first call made.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit("SIGTERM"))
+    tid = threading.get_native_id()
+    try:
+        for i in range(10):
+            helper = threading.Thread(target=interrupt_twice_then_send, args=(mq, tid, b"%03d" % i))
+            helper.start()
+            try:
+                call(mq)
+                delivered = True
+            except BaseException:
+                delivered = False
+            while True:  # a late interrupt may land anywhere here
+                try:
+                    helper.join(10)
+                    time.sleep(0.01)
+                    break
+                except BaseException:
+                    pass
+            if not delivered:
+                assert mq.receive(block=False) == b"%03d" % i
+            assert mq.stats().count == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("name", FAST.keys())
+def test_a_tracer_that_raises_before_the_call_gives_back_nothing(mq, name):
+    # The buffer's previous call took and returned b"old"; an exception raised in this call
+    # before it reaches C (here by a trace function, as pdb's quit does) must not return that
+    # message to the queue a second time.
+    call = FAST[name]
+    mq.send(b"old")
+    assert bytes(call(mq) if name == "receive" else call(mq).data) == b"old"
+    mq.send(b"new")
+    code = getattr(sysvmq.MessageQueue, name).__code__
+
+    def tracer(frame, event, arg):
+        if frame.f_code is not code:
+            return None
+
+        def local(frame, event, arg):
+            if event == "line" and frame.f_locals.get("copied") is False:
+                raise KeyboardInterrupt("from a trace function")
+            return local
+
+        return local
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call(mq)
+    finally:
+        sys.settrace(None)
+    assert mq.receive_many(10, block=False) == [b"new"]
+
+
+@pytest.mark.skipif(MSGRCV is None, reason="reads the system call a thread is in from /proc")
+@pytest.mark.parametrize("call", RECEIVES.values(), ids=RECEIVES.keys())
+def test_an_overflow_error_from_a_handler_is_raised_and_the_message_kept(mq, call):
+    def handler(signum, frame):
+        raise OverflowError("from the application's handler")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    tid = threading.get_native_id()
+    later = threading.Timer(1.0, mq.send, (b"second", 7))  # what a swallowed error would return instead
+    try:
+        helper = threading.Thread(target=interrupt_then_send, args=(mq, tid, b"first"))
+        helper.start()
+        later.start()
+        with pytest.raises(OverflowError, match="application"):
+            call(mq)
+        helper.join(10)
+        later.join(10)
+    finally:
+        later.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert mq.receive_many(10, block=False) == [b"first", b"second"]
+
+
+def test_ctrl_c_in_a_waiting_send_many_says_how_many_went(mq):
+    # Without .sent on the KeyboardInterrupt a caller cannot retry the rest without doubling.
+    mq.set(max_bytes=40)
+    messages = [b"%09d" % i for i in range(10)]  # room for four
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            mq.send_many(messages, timeout=10)
+    finally:
+        timer.cancel()
+    assert info.value.sent == 4  # type: ignore[attr-defined]
+    assert mq.receive_many(10) == messages[:4]

@@ -74,8 +74,9 @@ class Output:
             fcntl.ioctl(self.fd, termios.FIONREAD, unread)
             if not int.from_bytes(unread, sys.byteorder):
                 return True
-            if poller.poll(0):
-                return False
+            if poller.poll(0):  # the reader left; it may have read the rest just before
+                fcntl.ioctl(self.fd, termios.FIONREAD, unread)
+                return not int.from_bytes(unread, sys.byteorder)
             time.sleep(pause)
             pause = min(pause * 2, 0.005)
 

@@ -97,7 +97,29 @@ def key_of(msqid: int) -> Tuple[int, bool]:
     return check_key(lib.sysvmq_perm_key(ds) & KEY_MASK), True
 
 
-class QueueControl(QueueCore):
+class ClosesOnExit:
+    """``with obj:`` closes it at the end; if the body raised, a close error never hides
+    that exception. For anything with a ``close()``: handles, sysvmq.Queue."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except SysVMQError:
+            pass  # the body's exception is the one the caller needs to see
+
+
+class QueueControl(ClosesOnExit, QueueCore):
     """The control half of a handle: stats(), set(), destroy(), close(), with-blocks."""
 
     __slots__ = ()
@@ -173,15 +195,3 @@ class QueueControl(QueueCore):
                 "application took (handles or ignores) the signal they wait with, and no other free "
                 "signal can reach them; they return when a message arrives (see sysvmq.set_wakeup_signal)",
             )
-
-    def __enter__(self: _T) -> _T:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except SysVMQError:
-            pass  # the body's exception is the one the caller needs to see

@@ -13,6 +13,7 @@ import types
 from typing import Any, Optional, Protocol, Tuple, TypeVar
 
 from sysvmq._args import check_int, check_send_type, exact_type, type_name
+from sysvmq._control import ClosesOnExit
 from sysvmq.errors import (
     MessageDecodeError,
     MessageTooLargeError,
@@ -20,7 +21,6 @@ from sysvmq.errors import (
     QueueEmptyError,
     QueueFullError,
     QueueTimeoutError,
-    SysVMQError,
 )
 from sysvmq.queue import MessageQueue
 
@@ -90,7 +90,7 @@ def _untrusted_writers(mq: MessageQueue) -> Optional[str]:
     return "; ".join(reasons) or None
 
 
-class Queue:
+class Queue(ClosesOnExit):
     """A ``queue.Queue`` / ``multiprocessing.Queue`` for unrelated processes.
 
     ``Queue(key)`` opens the System V queue with that key (``create=True``:
@@ -340,18 +340,6 @@ class Queue:
         :class:`QueueClosedError`, and so does every later call. The kernel queue
         and its messages stay (``message_queue.destroy()`` removes them)."""
         self._mq.close()
-
-    def __enter__(self: _T) -> _T:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except SysVMQError:
-            pass  # the body's exception is the one the caller needs to see
 
     def _where(self) -> str:
         return f"queue key={self._mq.key:#010x} id={self._mq.id} type={self._type}"

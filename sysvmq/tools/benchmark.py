@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import sysvmq
 from sysvmq.tools.benchreport import Result, commit, machine, median_rate, table
@@ -204,30 +204,17 @@ def c_pair(binary: str, first: Sequence[object], second: Sequence[object]) -> fl
 
 def mp_objects(count: int) -> float:
     """multiprocessing.Queue carrying the same pickled objects as sysvmq.Queue."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue(maxsize=1024)
-    result = ctx.Queue()
-
-    def consume() -> None:
-        queue.get()
-        start = time.perf_counter()
-        while queue.get() is not None:
-            pass
-        result.put(time.perf_counter() - start)
-
-    process = ctx.Process(target=consume)
-    process.start()
-    for i in range(count):
-        queue.put(job(i))
-    queue.put(None)
-    elapsed = result.get()
-    process.join()
-    return float(elapsed)
+    return _mp_queue(job(i) for i in range(count))
 
 
 def mp_stream(size: int, count: int) -> float:
+    data = b"x" * size
+    return _mp_queue(data for _ in range(count))
+
+
+def _mp_queue(items: Iterable[Any]) -> float:
+    """multiprocessing.Queue from this process to a forked consumer: the consumer's seconds
+    from its first item to the None that ends the stream."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
@@ -243,9 +230,8 @@ def mp_stream(size: int, count: int) -> float:
 
     process = ctx.Process(target=consume)
     process.start()
-    data = b"x" * size
-    for _ in range(count):
-        queue.put(data)
+    for item in items:
+        queue.put(item)
     queue.put(None)
     elapsed = result.get()
     process.join()

@@ -66,11 +66,18 @@ class AsyncMethods(QueueControl):
         if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
             await aio.checkpoint()
         while True:
+            taken = None
             try:
-                _, got, data = self._receive_one(mtype, now)
-                return new_message((got, data))
+                taken = self._receive_one(mtype, now)
+                return new_message(taken[1:])
             except QueueEmptyError:
                 pass  # nothing there yet, or another receiver was first
+            except BaseException:
+                # A handler raised between the take and the return (see MessageQueue.receive):
+                # the message goes back to the queue, by the first call made here.
+                if taken is not None:
+                    lib.sysvmq_give_back_copy(self._h, taken[1], taken[2], taken[0])
+                raise
             handed = await aio.in_thread(lambda token: self._await_message(mtype, options, token), self._give_back)
             if handed is not None:
                 return handed

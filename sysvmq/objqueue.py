@@ -12,8 +12,10 @@ import pickle
 import types
 from typing import Any, Optional, Protocol, Tuple, TypeVar
 
-from sysvmq._args import check_int, check_send_type, exact_type, type_name
+from sysvmq._args import check_int, check_send_type, exact_type, receive_options, type_name
 from sysvmq._control import ClosesOnExit
+from sysvmq._lowlevel import PLAIN, Options
+from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import (
     MessageDecodeError,
     MessageTooLargeError,
@@ -25,6 +27,9 @@ from sysvmq.errors import (
 from sysvmq.queue import MessageQueue
 
 __all__ = ["Queue", "Serializer"]
+
+_NOWAIT = Options(lib.IPC_NOWAIT, -1, None)
+_give_back_copy = lib.sysvmq_give_back_copy
 
 
 class Serializer(Protocol):
@@ -113,7 +118,7 @@ class Queue(ClosesOnExit):
     id, its serializer, type and trust).
     """
 
-    __slots__ = ("_mq", "_type", "_serializer", "_dumps", "_loads", "_trust", "_send", "_receive")
+    __slots__ = ("_mq", "_type", "_serializer", "_dumps", "_loads", "_trust", "_send", "_take")
     _serializer: Optional[Serializer]
 
     def __init__(
@@ -177,7 +182,7 @@ class Queue(ClosesOnExit):
                 )
         self._mq = mq
         self._send = mq.send
-        self._receive = mq.receive
+        self._take = mq._receive_one
 
     # ---- attributes ----
 
@@ -282,25 +287,32 @@ class Queue(ClosesOnExit):
         seconds (>= 0) have passed, raises :class:`queue.Empty` (a
         :class:`QueueEmptyError`). A message that ``loads`` cannot read raises
         :class:`MessageDecodeError`; it was taken off the queue, and the error
-        holds its bytes (``.data``).
+        holds its bytes (``.data``). A ``KeyboardInterrupt`` or ``SystemExit``
+        after the take (a signal handler's, while ``loads`` runs) puts the
+        message back at the end of the queue.
         """
         if block and timeout is None:
-            data = self._receive(self._type)
+            options = PLAIN
         elif not block:
-            data = self._receive(self._type, block=False)
+            options = _NOWAIT
         else:
-            try:
-                data = self._receive(self._type, timeout=timeout)
-            except QueueTimeoutError:
-                raise QueueEmptyError(
-                    errno.ETIMEDOUT, f"get from {self._where()}: nothing arrived within the timeout of {timeout} s"
-                ) from None
-        loads = self._loads
-        if loads is None:
-            return data
+            options = Options(*receive_options(self._type, 0, True, timeout, False, False), timeout)
+        # What is taken goes back to the queue if anything but loads' own failure stops this
+        # call before it returns (a signal handler's KeyboardInterrupt or SystemExit, say):
+        # the give-back is the handler's first call, the length comes with the take.
+        taken = None
         try:
-            return loads(data)
+            taken = self._take(self._type, options)
+            loads = self._loads
+            return taken[2] if loads is None else loads(taken[2])
         except Exception as e:
+            if taken is None:
+                if isinstance(e, QueueTimeoutError):
+                    raise QueueEmptyError(
+                        errno.ETIMEDOUT, f"get from {self._where()}: nothing arrived within the timeout of {timeout} s"
+                    ) from None
+                raise
+            data = taken[2]
             raise MessageDecodeError(
                 data,
                 self._type,
@@ -308,6 +320,10 @@ class Queue(ClosesOnExit):
                 f"message of {len(data)} bytes ({type_name(e)}: {e}); the message was taken off the queue, "
                 f"its bytes are on this exception as .data",
             ) from e
+        except BaseException:
+            if taken is not None:
+                _give_back_copy(self._mq._h, taken[1], taken[2], taken[0])
+            raise
 
     def get_nowait(self) -> Any:
         """``get(block=False)``: :class:`queue.Empty` at once if nothing is waiting."""

@@ -7,13 +7,16 @@ it fires the moment the call has taken the message, which is the window under te
 """
 
 import _thread
+import asyncio
 import os
+import pickle
 import signal
 import sys
 import threading
 import time
 
 import pytest
+import trio
 
 import sysvmq
 
@@ -192,3 +195,88 @@ def test_ctrl_c_in_a_waiting_send_many_says_how_many_went(mq):
         timer.cancel()
     assert info.value.sent == 4  # type: ignore[attr-defined]
     assert mq.receive_many(10) == messages[:4]
+
+
+# ---- the calls built on a receive: sysvmq.Queue.get and the async receives ----
+
+
+def queue_get(serializer):
+    def get(mq):
+        with sysvmq.Queue.from_id(mq.id, serializer=serializer, trust_senders=True) as q:
+            return q.get()
+
+    return get
+
+
+async def first_of_async_for(mq):
+    async for message in mq:
+        return message
+
+
+AFTER_A_TAKE = {
+    "Queue.get raw": (sysvmq.Queue.get, queue_get(None)),
+    "Queue.get pickle": (sysvmq.Queue.get, queue_get(pickle)),
+    "receive_message_async asyncio": (
+        sysvmq.MessageQueue.receive_message_async,
+        lambda mq: asyncio.run(mq.receive_message_async()),
+    ),
+    "receive_async asyncio": (sysvmq.MessageQueue.receive_message_async, lambda mq: asyncio.run(mq.receive_async())),
+    "async for asyncio": (sysvmq.MessageQueue.receive_message_async, lambda mq: asyncio.run(first_of_async_for(mq))),
+    "receive_message_async trio": (
+        sysvmq.MessageQueue.receive_message_async,
+        lambda mq: trio.run(mq.receive_message_async),
+    ),
+}
+
+
+@pytest.mark.parametrize("method, call", AFTER_A_TAKE.values(), ids=AFTER_A_TAKE.keys())
+def test_an_exception_between_the_take_and_the_return_gives_the_message_back(mq, method, call):
+    # A trace function raises, as a signal handler may, at the first line the call runs after
+    # it took its message: the message goes back to the queue.
+    payload = pickle.dumps({"order": 1})
+    mq.send(payload)
+    code = method.__code__
+
+    def tracer(frame, event, arg):
+        if frame.f_code is not code:
+            return None
+
+        def local(frame, event, arg):
+            if event == "line" and frame.f_locals.get("taken") is not None:
+                raise KeyboardInterrupt("from a trace function")
+            return local
+
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call(mq)
+    finally:
+        sys.settrace(previous)
+    assert mq.receive_many(10, block=False) == [payload]
+
+
+def test_an_interrupt_while_loads_runs_gives_the_message_back(mq):
+    started = threading.Event()
+
+    class SlowPickle:
+        dumps = staticmethod(pickle.dumps)
+
+        @staticmethod
+        def loads(data):
+            started.set()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                pass  # where the interrupt lands
+            raise AssertionError("no interrupt came")
+
+    helper = threading.Thread(target=lambda: started.wait(5) and _thread.interrupt_main())
+    with sysvmq.Queue.from_id(mq.id, serializer=SlowPickle, trust_senders=True) as q:
+        q.put({"order": 1})
+        helper.start()
+        with pytest.raises(KeyboardInterrupt):
+            q.get()
+        helper.join(10)
+    assert pickle.loads(mq.receive(block=False)) == {"order": 1}

@@ -62,12 +62,21 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+_inside = threading.local()  # .active: this thread is in debug(), in a handler perhaps
+
+
 def debug(message: str, *args: Any) -> None:
-    """logger.debug, except that a failing handler never reaches the caller."""
+    """logger.debug, except that a failing handler never reaches the caller, and a handler
+    that uses sysvmq logs nothing of its own from inside this record (no recursion)."""
+    if not logger.isEnabledFor(logging.DEBUG) or getattr(_inside, "active", False):
+        return
+    _inside.active = True
     try:
         logger.debug(message, *args)
     except Exception:
         pass  # a broken handler must not fail a call that succeeded
+    finally:
+        _inside.active = False
 
 
 def _times(count: int) -> str:

@@ -169,7 +169,10 @@ def _outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:
         outcome: _Outcome = (True, call(token))
     except BaseException as e:  # delivered to the awaiting coroutine
         outcome = (False, e)
-    report()  # this thread waited: say what the wait machinery noted, off the event loop
+    try:
+        report()  # this thread waited: say what the wait machinery noted, off the event loop
+    except BaseException:  # no signal reaches a worker thread: a logging handler raised it
+        pass  # its caller waits for this outcome: a handler's SystemExit must not leave it waiting
     return outcome
 
 

@@ -458,3 +458,63 @@ def test_a_signal_handler_that_uses_sysvmq_during_a_report_neither_deadlocks_nor
     assert "test: done" in lines, lines
     assert sum(line.startswith("a wait polls") for line in said) == 1, lines
     assert sum(line.startswith("helper thread started") for line in said) == 1, lines
+
+
+@pytest.mark.parametrize("raised", ["SystemExit", "KeyboardInterrupt"])
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_a_handler_that_raises_base_exceptions_in_a_worker_never_stalls_the_call(runner, raised):
+    # The worker reports after its wait; a handler raising there must not keep it from
+    # handing over its outcome (the awaiting call would wait for good, even past a timeout).
+    lines = run_child(
+        f"""
+        import trio
+
+        class Raises(logging.Handler):
+            def emit(self, record):
+                if threading.current_thread() is not threading.main_thread():
+                    raise {raised}("from a handler")
+
+        logging.getLogger("sysvmq").addHandler(Raises())
+
+        async def on_asyncio():
+            async def later():
+                await asyncio.sleep(0.2)
+                mq.send(b"")  # zero-length: the worker's wait takes it and puts it back, which it reports
+            sender = asyncio.ensure_future(later())
+            got = await asyncio.wait_for(mq.receive_message_async(), 20)
+            await sender
+            return got
+
+        async def on_trio():
+            async def later():
+                await trio.sleep(0.2)
+                mq.send(b"")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(later)
+                with trio.fail_after(20):
+                    return await mq.receive_message_async()
+
+        got = asyncio.run(on_asyncio()) if "{runner}" == "asyncio" else trio.run(on_trio)
+        mark("got %r" % (got,))
+        """
+    )
+    assert "test: got Message(type=1, data=b'')" in lines, lines
+
+
+def test_a_handler_that_sets_the_wakeup_signal_logs_once(mq, debug_log):
+    # set_wakeup_signal() logs; a handler that calls it must not log again from inside.
+    current = sysvmq.wakeup_signal()
+    emitted: List[str] = []
+
+    class Resets(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            emitted.append(record.getMessage())
+            sysvmq.set_wakeup_signal(current)
+
+    handler = Resets()
+    logging.getLogger("sysvmq").addHandler(handler)
+    try:
+        assert sysvmq.set_wakeup_signal(current) == current
+    finally:
+        logging.getLogger("sysvmq").removeHandler(handler)
+    assert emitted == [f"wake-up signal: {sysvmq._log.signal_name(current)}, set by set_wakeup_signal()"]

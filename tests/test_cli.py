@@ -239,6 +239,14 @@ def test_demo_runs_and_leaves_no_queue():
         (["completion", "tcsh"], 2),
         (["send", "0x1", "x", "--mode", "0600"], 2),  # --mode without --create
         (["send", "0x1", "x", "--exclusive"], 2),  # --exclusive without --create
+        (["receive", "0x1", "--timeout", "-1"], 2),
+        (["receive", "0x1", "--timeout", "nan"], 2),
+        (["send", "0x1", "x", "--timeout", "inf"], 2),
+        (["receive", "0x1", "--nowait", "--timeout", "1"], 2),
+        (["send", "0x1", "x", "--nowait", "--timeout", "1"], 2),
+        (["receive", "0x1", "--type", "99999999999999999999"], 2),  # beyond a C long
+        (["send", "0x1", "x", "--type", "0"], 2),
+        (["send", "0x1", "x", "--type", "-3"], 2),
     ],
 )
 def test_usage_errors(args, code):
@@ -292,6 +300,34 @@ def test_closed_stdout_is_one_line_before_anything_is_taken(mq):
     _, status, err = shell(f"{script()} receive --id {mq.id} >&-")
     assert status == 1 and err.count("\n") == 1 and "standard output" in err
     assert payloads(mq) == [b"kept"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "ls",
+        "ls --json",
+        "stat --id {id}",
+        "stat --id {id} --json",
+        "limits",
+        "limits --json",
+        "rm --id {id}",
+        "completion bash",
+        "watch --once",
+        "receive --id {id}",
+    ],
+)
+def test_every_command_that_writes_refuses_a_closed_stdout_before_it_acts(mq, command):
+    mq.send(b"kept")
+    _, status, err = shell(f"{script()} {command.format(id=mq.id)} >&-")
+    assert status == 1 and err.count("\n") == 1 and "standard output cannot be written" in err, err
+    assert payloads(mq) == [b"kept"]  # rm removed nothing, receive took nothing
+
+
+@pytest.mark.parametrize("command", ["--version", "ls", "limits", "completion bash"])
+def test_a_reader_that_leaves_at_once_is_no_error(mq, command):
+    _, status, err = shell(f"{script()} {command} | (exec 0<&-; sleep 0.2)")
+    assert status == 0 and err == ""
 
 
 def test_a_pipe_closed_at_once_loses_nothing(mq):

@@ -23,6 +23,8 @@ from sysvmq.tools.parsing import (
     parse_key,
     parse_mode,
     parse_seconds,
+    parse_send_type,
+    parse_timeout,
     parse_type,
 )
 
@@ -144,7 +146,8 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 class VersionAction(argparse.Action):
-    """`--version`: `sysvmq X.Y.Z` on standard output, or one line on stderr if it is closed."""
+    """`--version`: `sysvmq X.Y.Z` on standard output, or one line on stderr if it is closed
+    (a reader that stopped reading is no error, as for every command)."""
 
     def __init__(self, option_strings: List[str], dest: str, help: Optional[str] = None) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
@@ -154,6 +157,8 @@ class VersionAction(argparse.Action):
             if sys.stdout is None:
                 raise OSError("closed")
             print(f"sysvmq {__version__}", flush=True)
+        except BrokenPipeError:
+            parser.exit(OK)  # the reader stopped reading, as for every command
         except (OSError, ValueError) as e:
             parser.exit(FAILED, f"sysvmq: standard output cannot be written ({e})\n")
         parser.exit(OK)
@@ -198,10 +203,11 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     p = command("send", "send MESSAGE, or standard input, to a queue", cmd_send)
     queue_args(p)
     p.add_argument("message", nargs="?", help="the payload (default: standard input)")
-    p.add_argument("--type", type=parse_type, default=1, help="message type, >= 1 (default 1)")
+    p.add_argument("--type", type=parse_send_type, default=1, help="message type, >= 1 (default 1)")
     p.add_argument("--lines", action="store_true", help="send each line of standard input as one message")
-    p.add_argument("--nowait", action="store_true", help="fail instead of waiting when the queue is full")
-    p.add_argument("--timeout", type=float, help=f"seconds to wait for room (then exit status {NOTHING})")
+    waiting = p.add_mutually_exclusive_group()
+    waiting.add_argument("--nowait", action="store_true", help="fail instead of waiting when the queue is full")
+    waiting.add_argument("--timeout", type=parse_timeout, help=f"seconds to wait for room (then exit status {NOTHING})")
     p.add_argument("--create", action="store_true", help="create the queue if it does not exist")
     p.add_argument("--exclusive", action="store_true", help="with --create: fail if the queue exists already")
     p.add_argument(
@@ -218,8 +224,11 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
     group = p.add_mutually_exclusive_group()
     group.add_argument("--count", type=parse_count, default=1, help="how many messages (default 1)")
     group.add_argument("--follow", action="store_true", help="keep receiving until interrupted")
-    p.add_argument("--nowait", action="store_true", help="fail instead of waiting when no message is there")
-    p.add_argument("--timeout", type=float, help=f"seconds to wait for each message (then exit status {NOTHING})")
+    waiting = p.add_mutually_exclusive_group()
+    waiting.add_argument("--nowait", action="store_true", help="fail instead of waiting when no message is there")
+    waiting.add_argument(
+        "--timeout", type=parse_timeout, help=f"seconds to wait for each message (then exit status {NOTHING})"
+    )
     p.add_argument("--show-type", action="store_true", help="prefix each payload with its type and a tab")
     p.add_argument(
         "--raw",
@@ -270,9 +279,15 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return commands[argv[first]].parse_intermixed_args(argv[first + 1 :])
 
 
+#: The commands whose output is on standard output: with it closed, they do nothing.
+WRITES = frozenset({"ls", "stat", "receive", "rm", "limits", "demo", "bench", "watch", "completion"})
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse(sys.argv[1:] if argv is None else list(argv))
     try:
+        if args.command in WRITES and sys.stdout is None:
+            raise OutputClosed("standard output cannot be written (it is closed); nothing was done")
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130

@@ -4,6 +4,7 @@ import argparse
 import math
 import re
 
+from sysvmq._args import LONG_MAX, LONG_MIN
 from sysvmq.queue import MessageQueue
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "parse_key",
     "parse_id",
     "parse_type",
+    "parse_send_type",
+    "parse_timeout",
     "parse_count",
     "parse_mode",
     "parse_seconds",
@@ -74,8 +77,20 @@ def parse_id(text: str) -> int:
 
 
 def parse_type(text: str) -> int:
-    """A message type: decimal or 0x-hex, negative allowed (receive selects by it)."""
-    return _number(text, "a message type", negative=True)
+    """A message type for receive: decimal or 0x-hex, negative allowed (it selects by it),
+    within a C long."""
+    mtype = _number(text, "a message type", negative=True)
+    if not LONG_MIN <= mtype <= LONG_MAX:
+        raise argparse.ArgumentTypeError(f"a message type is a C long, {LONG_MIN}..{LONG_MAX}, not {text}")
+    return mtype
+
+
+def parse_send_type(text: str) -> int:
+    """A message type for send: 1 up to the largest C long."""
+    mtype = _number(text, "a message type", negative=True)
+    if not 1 <= mtype <= LONG_MAX:
+        raise argparse.ArgumentTypeError(f"a message type to send is 1..{LONG_MAX}, not {text}")
+    return mtype
 
 
 def parse_count(text: str) -> int:
@@ -102,6 +117,15 @@ def parse_seconds(text: str) -> float:
     if not 0 < seconds < 86400 or not math.isfinite(seconds):
         raise argparse.ArgumentTypeError(f"the interval must be more than 0 and less than a day, not {text}")
     return seconds
+
+
+def parse_timeout(text: str) -> float:
+    """Seconds to wait, 0 or more, in plain decimal (0, 0.5, 2): no sign, exponent, nan or inf."""
+    if not _SECONDS.match(text):
+        raise argparse.ArgumentTypeError(
+            f"not a number of seconds: {text!r} (use decimal digits, e.g. 0.5; leave out --timeout to wait for good)"
+        )
+    return float(text)
 
 
 def open_queue(args: argparse.Namespace, create: bool = False, exclusive: bool = False) -> MessageQueue:

@@ -68,6 +68,8 @@ def test_bash_subcommands_and_options():
     assert bash_completes("--version") == ["--version"]
     assert bash_completes("receive", "--type", "") == []  # a value of the user's own
     assert "--nowait" in bash_completes("send", "0x1", "--t", "--no")
+    assert bash_completes("completion", "") == ["bash", "zsh", "fish"]
+    assert bash_completes("completion", "z") == ["zsh"]
 
 
 def test_bash_queue_keys_and_ids(keyed):
@@ -86,6 +88,7 @@ def test_fish_subcommands_options_and_keys(keyed):
     assert sorted(fish_completes("sysvmq stat --id ")) == sorted([str(with_key.id), str(private.id)])
     assert fish_completes("sysvmq receive --timeout ") == []
     assert set(SUBCOMMANDS) <= set(fish_completes("sysvmq "))
+    assert sorted(fish_completes("sysvmq completion ")) == ["bash", "fish", "zsh"]
 
 
 def test_zsh_completes_in_a_real_terminal(keyed, tmp_path):
@@ -106,6 +109,8 @@ def test_zsh_completes_in_a_real_terminal(keyed, tmp_path):
         term.wait_for(lambda s: f"> sysvmq stat {with_key.key:#010x}" in s)
         term.keys("C-u", "sysvmq watch --inte", "Tab")
         term.wait_for(lambda s: "> sysvmq watch --interval" in s)
+        term.keys("C-u", "sysvmq completion f", "Tab")
+        term.wait_for(lambda s: "> sysvmq completion fish" in s)
 
 
 def test_every_option_of_every_command_is_in_each_script():

@@ -25,6 +25,8 @@ class Command(NamedTuple):
     queues: bool
     """Whether a positional argument names a queue by key."""
     option_help: Dict[str, str]
+    choices: List[str]
+    """The words a positional argument may be (`completion`'s shells); empty if any."""
 
 
 def commands_of(parsers: Dict[str, argparse.ArgumentParser]) -> List[Command]:
@@ -35,29 +37,32 @@ def commands_of(parsers: Dict[str, argparse.ArgumentParser]) -> List[Command]:
         valued: List[str] = []
         option_help: Dict[str, str] = {}
         queues = False
+        choices: List[str] = []
         for action in parser._actions:
             if not action.option_strings:
                 queues = queues or action.dest in ("key", "keys")
+                choices.extend(str(choice) for choice in action.choices or ())
                 continue
             options.extend(action.option_strings)
             if action.nargs != 0:
                 valued.extend(action.option_strings)
             for option in action.option_strings:
                 option_help[option] = (action.help or "").replace("%%", "%")
-        found.append(Command(name, parser.description or "", options, valued, queues, option_help))
+        found.append(Command(name, parser.description or "", options, valued, queues, option_help, choices))
     return found
 
 
 def _bash(commands: List[Command]) -> str:
     cases = "\n".join(
-        f"        {c.name}) options='{' '.join(c.options)}'; valued='{' '.join(c.valued)}'; queues={int(c.queues)} ;;"
+        f"        {c.name}) options='{' '.join(c.options)}'; valued='{' '.join(c.valued)}'; queues={int(c.queues)};"
+        f" choices='{' '.join(c.choices)}' ;;"
         for c in commands
     )
     names = " ".join(c.name for c in commands)
     return f"""# bash completion for sysvmq: source <(sysvmq completion bash)
 _sysvmq() {{
     local cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD-1]}} command= i
-    local options= valued= queues=0
+    local options= valued= queues=0 choices=
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${{COMP_WORDS[i]}} in -*) ;; *) command=${{COMP_WORDS[i]}}; break ;; esac
     done
@@ -73,6 +78,8 @@ _sysvmq() {{
         COMPREPLY=($(compgen -W "$options" -- "$cur"))
     elif ((queues)); then
         COMPREPLY=($(compgen -W "$("${{COMP_WORDS[0]}}" ls 2>/dev/null | {_KEYS})" -- "$cur"))
+    elif [[ -n $choices ]]; then
+        COMPREPLY=($(compgen -W "$choices" -- "$cur"))
     fi
 }}
 complete -F _sysvmq sysvmq
@@ -81,7 +88,8 @@ complete -F _sysvmq sysvmq
 
 def _zsh(commands: List[Command]) -> str:
     cases = "\n".join(
-        f"    {c.name}) options=({' '.join(c.options)}); valued=({' '.join(c.valued)}); queues={int(c.queues)} ;;"
+        f"    {c.name}) options=({' '.join(c.options)}); valued=({' '.join(c.valued)}); queues={int(c.queues)};"
+        f" choices=({' '.join(c.choices)}) ;;"
         for c in commands
     )
     names = " ".join(c.name for c in commands)
@@ -90,7 +98,7 @@ def _zsh(commands: List[Command]) -> str:
 # as _sysvmq in a folder of $fpath.
 _sysvmq() {{
   local command= cur=$words[CURRENT] prev=$words[CURRENT-1] queues=0 i
-  local -a options valued
+  local -a options valued choices
   for ((i = 2; i < CURRENT; i++)); do
     [[ $words[i] == -* ]] || {{ command=$words[i]; break }}
   done
@@ -105,6 +113,8 @@ _sysvmq() {{
     compadd -- $options
   elif (( queues )); then
     compadd -- ${{(f)"$($words[1] ls 2>/dev/null | {_KEYS})"}}
+  elif (( $#choices )); then
+    compadd -- $choices
   fi
 }}
 if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
@@ -152,6 +162,8 @@ def _fish(commands: List[Command]) -> str:
             lines.append(f"complete -c sysvmq {using} {flag}{value} -d {_fish_quote(c.option_help[option])}")
         if c.queues:
             lines.append(f"complete -c sysvmq {using} -a '(__sysvmq_keys)'")
+        if c.choices:
+            lines.append(f"complete -c sysvmq {using} -a {_fish_quote(' '.join(c.choices))}")
     return "\n".join(lines) + "\n"
 
 

@@ -247,6 +247,10 @@ def test_the_view_fits_a_narrow_terminal_and_counts_what_does_not_fit():
     narrow = watch.screen_lines(rows, history, (30, 8), 1.0, (0.0, 100.0), watch.UNICODE)
     assert len(narrow) == 8 and all(len(line) < 30 for line in narrow)
     assert narrow[-1].startswith("... 16 more queue(s)")
+    for lines in (2, 1):  # the title and the header are not queues
+        short = watch.screen_lines(rows[:1], history, (80, lines), 1.0, (0.0, 100.0), watch.UNICODE)
+        assert len(short) == lines and short[-1].startswith("... 1 more queue(s)"), short
+    assert not any("more" in line for line in watch.screen_lines([], {}, (80, 2), 1.0, (0.0, 0.0), watch.UNICODE))
     assert watch.screen_lines([], {}, (80, 24), 1.0, (0.0, 0.0), watch.UNICODE)[2] == "(no queues)"
 
 

@@ -218,8 +218,11 @@ def screen_lines(
                 text += "  " + sparkline(samples, spark, when[1], glyphs) + f" max {peak}"
         lines.append(text)
     if len(lines) > height:
-        hidden = len(lines) - height + 1
-        lines = [*lines[: height - 1], f"... {hidden} more queue(s): enlarge the terminal or name fewer"]
+        hidden = len(rows) - max(height - 3, 0)  # the rows cut: the title and the header go first
+        if hidden > 0:
+            lines = [*lines[: height - 1], f"... {hidden} more queue(s): enlarge the terminal or name fewer"]
+        else:
+            lines = lines[:height]
     return [line[:columns] for line in lines]
 
 

@@ -35,10 +35,11 @@ class Messages:
     task) or when `timeout` seconds pass with no message. Every other error is
     raised: :class:`QueueRemovedError` when the queue is destroyed,
     :class:`MessageTooLargeError` for a message bigger than max_size (it stays
-    queued). Breaking out of the loop loses nothing.
+    queued). Breaking out of the loop loses nothing. Once ended, it stays ended, as
+    an iterator must: a message that arrives later waits for the next iterator.
     """
 
-    __slots__ = ("_exclude", "_queue", "_timeout", "_truncate", "_type")
+    __slots__ = ("_ended", "_exclude", "_queue", "_timeout", "_truncate", "_type")
 
     def __init__(self, queue: _Receiver, type: int, timeout: Optional[float], truncate: bool, exclude: bool) -> None:
         self._queue = queue
@@ -46,27 +47,34 @@ class Messages:
         self._timeout = timeout
         self._truncate = truncate
         self._exclude = exclude
+        self._ended = False
 
     def __iter__(self) -> "Messages":
         return self
 
     def __next__(self) -> Message:
+        if self._ended:
+            raise StopIteration
         try:
             return self._queue.receive_message(
                 self._type, timeout=self._timeout, truncate=self._truncate, exclude=self._exclude
             )
         except (QueueClosedError, QueueTimeoutError):
+            self._ended = True
             raise StopIteration from None
 
     def __aiter__(self) -> "Messages":
         return self
 
     async def __anext__(self) -> Message:
+        if self._ended:
+            raise StopAsyncIteration
         try:
             return await self._queue.receive_message_async(
                 self._type, timeout=self._timeout, truncate=self._truncate, exclude=self._exclude
             )
         except (QueueClosedError, QueueTimeoutError):
+            self._ended = True
             raise StopAsyncIteration from None
 
     def __repr__(self) -> str:

@@ -96,6 +96,32 @@ def test_a_timeout_ends_the_loop_when_no_message_comes(mq):
     assert 0.5 <= elapsed < 2.5
 
 
+@pytest.mark.parametrize("ending", ["timeout", "close"])
+def test_an_iterator_that_ended_stays_ended(mq, ending):
+    handle = sysvmq.MessageQueue.from_id(mq.id)
+    messages = handle.messages(timeout=0 if ending == "timeout" else None)
+    if ending == "close":
+        handle.close()
+    assert list(messages) == []
+    mq.send(b"later")
+    assert next(messages, None) is None  # the protocol: an exhausted iterator stays exhausted
+    handle.close()
+    assert mq.receive(block=False) == b"later"  # left for the next iterator
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_an_async_iterator_that_ended_stays_ended(mq, library):
+    async def main():
+        messages = mq.messages(timeout=0)
+        assert [m async for m in messages] == []
+        mq.send(b"later")
+        with pytest.raises(StopAsyncIteration):
+            await messages.__anext__()
+
+    asyncio.run(main()) if library == "asyncio" else trio.run(main)
+    assert mq.receive(block=False) == b"later"
+
+
 def test_a_message_too_large_is_raised_and_stays_queued(mq):
     mq.send(b"x" * 10)
     small = sysvmq.MessageQueue.from_id(mq.id, max_size=4)

@@ -8,17 +8,28 @@
 #define SYSVMQ_FOREVER_NS (1LL << 62)
 
 /* Before a call waits: -EIDRM if the handle's id now names another queue (the kernel
- * reused it after the handle's queue was removed), -EMSGSIZE if a message of `len`
- * bytes can never fit in the queue (a blocking send would sleep forever), an error
- * for a removed queue, else 0.  Without read permission nothing can be checked: 0. */
-static int sysvmq_check_queue(const sysvmq_handle *h, size_t len)
+ * reused it after the handle's queue was removed), for a send (`sending`) -EMSGSIZE if
+ * a message of `len` bytes can never fit in the queue (a blocking send would sleep
+ * forever), an error for a removed queue, else 0.  Without read permission nothing can
+ * be checked: 0. */
+static int sysvmq_check_queue(const sysvmq_handle *h, size_t len, int sending)
 {
     struct msqid_ds ds;
     if (msgctl(h->id, IPC_STAT, &ds) < 0)
         return errno == EACCES ? 0 : -errno;
     if (h->key_known && (key_t)sysvmq_perm_key(&ds) != h->key)
         return -EIDRM;
-    return len > (size_t)ds.msg_qbytes ? -EMSGSIZE : 0;
+    if (!sending)
+        return 0;
+    if (len > (size_t)ds.msg_qbytes)
+        return -EMSGSIZE;
+#if defined(__linux__)
+    /* Linux counts each message against the capacity as well as its bytes: a queue of
+     * capacity 0 holds no message at all, not even an empty one. */
+    if (ds.msg_qbytes == 0)
+        return -EMSGSIZE;
+#endif
+    return 0;
 }
 
 /* Send the message in `op` (already assembled) as sysvmq_send describes. */
@@ -28,7 +39,7 @@ static long sysvmq_send_op(sysvmq_handle *h, const struct sysvmq_op *op, int fla
     long r = sysvmq_attempt(op, flags | IPC_NOWAIT);
     if (r != -EAGAIN)
         return r;
-    r = sysvmq_check_queue(h, op->size);
+    r = sysvmq_check_queue(h, op->size, 1);
     if (r < 0)
         return r;
     if (flags & IPC_NOWAIT)
@@ -110,7 +121,7 @@ static long sysvmq_receive_op(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_
     r = sysvmq_attempt(&op, flags | IPC_NOWAIT);
     if (r != -ENOMSG || (flags & IPC_NOWAIT))
         return r;
-    r = sysvmq_check_queue(h, 0);
+    r = sysvmq_check_queue(h, 0, 0);
     return r < 0 ? r : sysvmq_wait(h, &op, flags, deadline_ns, token);
 }
 
@@ -186,7 +197,7 @@ static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
     b->deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS
                          ? -1
                          : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
-    r = sysvmq_check_queue(h, 0);
+    r = sysvmq_check_queue(h, 0, 0);
     return b->taken = r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL);
 }
 
@@ -204,7 +215,7 @@ static long sysvmq_send_next(sysvmq_handle *h, const struct sysvmq_op *op, int f
         if (r < 0)
             return r;
         if (op->size > *checked) {
-            r = sysvmq_check_queue(h, op->size);
+            r = sysvmq_check_queue(h, op->size, 1);
             if (r < 0)
                 return r;
             *checked = op->size;
@@ -214,7 +225,7 @@ static long sysvmq_send_next(sysvmq_handle *h, const struct sysvmq_op *op, int f
     r = sysvmq_attempt(op, flags | IPC_NOWAIT);
     if (r != -EAGAIN || (flags & IPC_NOWAIT))
         return r;
-    r = sysvmq_check_queue(h, op->size);
+    r = sysvmq_check_queue(h, op->size, 1);
     if (r < 0)
         return r;
     *checked = op->size;

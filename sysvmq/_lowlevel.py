@@ -181,7 +181,8 @@ class QueueCore:
                 err,
                 what,
                 f"the message has {size} bytes, more than this queue can ever hold "
-                f"(stats().max_bytes); raise it with set(max_bytes=...) (up to kernel.msgmnb)",
+                f"(stats().max_bytes; Linux counts each message against it too, so 0 holds none); "
+                f"raise it with set(max_bytes=...) (up to kernel.msgmnb)",
             )
         return self._error(err, what, timeout)
 

@@ -195,6 +195,28 @@ def test_a_send_is_refused_once_the_capacity_was_lowered_below_it(mq):
     assert mq.stats().count == 1
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux counts each message against the capacity")
+@pytest.mark.parametrize("size", [0, 1])
+def test_a_queue_of_capacity_zero_refuses_even_an_empty_message(mq, size):
+    # set() refuses 0, other tools do not (msgctl IPC_SET as the owner): the kernel then
+    # holds no message at all, so a blocking send would sleep for good.
+    from sysvmq._sysvmq_cffi import lib
+
+    assert lib.sysvmq_set(mq.id, -1, -1, -1, 0) == 0
+    assert mq.stats().max_bytes == 0
+    for send in (
+        lambda: mq.send(b"x" * size),
+        lambda: mq.send(b"x" * size, timeout=5),
+        lambda: mq.send(b"x" * size, block=False),
+        lambda: mq.send_many([b"x" * size]),
+    ):
+        start = time.monotonic()
+        with pytest.raises(sysvmq.MessageTooLargeError, match="max_bytes"):
+            send()
+        assert time.monotonic() - start < 1
+    assert mq.stats().count == 0
+
+
 class FailingClose(sysvmq.MessageQueue):
     __slots__ = ()
 

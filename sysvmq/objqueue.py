@@ -239,8 +239,14 @@ class Queue(ClosesOnExit):
             # A view of the real buffer: whatever class or length the object claims.
             return memoryview(data)
         except TypeError:
-            what = "the object" if dumps is None else f"{_serializer_name(self._serializer)}.dumps returned"
-            raise TypeError(f"{what} must be bytes-like to be sent, not {type_name(data)}") from None
+            if dumps is None:
+                raise TypeError(
+                    f"a raw Queue (serializer=None) carries bytes-like objects, not {type_name(data)}"
+                ) from None
+            raise TypeError(
+                f"{_serializer_name(self._serializer)}.dumps returned {type_name(data)}, which cannot be sent: "
+                f"it must return bytes-like or str"
+            ) from None
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put `obj` in the queue, waiting for room as :meth:`queue.Queue.put` does.
@@ -256,7 +262,10 @@ class Queue(ClosesOnExit):
             if block and timeout is None:
                 self._send(data, self._type)
             elif not block:
-                self._send(data, self._type, block=False)
+                try:
+                    self._send(data, self._type, block=False)
+                except QueueFullError as e:
+                    raise QueueFullError(e.errno, f"put to {self._where()}: no room now") from None
             else:
                 try:
                     self._send(data, self._type, timeout=timeout)
@@ -307,6 +316,8 @@ class Queue(ClosesOnExit):
             return taken[2] if loads is None else loads(taken[2])
         except Exception as e:
             if taken is None:
+                if exact_type(e) is QueueEmptyError:
+                    raise QueueEmptyError(e.errno, f"get from {self._where()}: nothing waiting") from None
                 if isinstance(e, QueueTimeoutError):
                     raise QueueEmptyError(
                         errno.ETIMEDOUT, f"get from {self._where()}: nothing arrived within the timeout of {timeout} s"

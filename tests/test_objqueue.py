@@ -200,7 +200,7 @@ def test_types_keep_queues_on_one_kernel_queue_apart(make_q):
         twos.put(["two", i])
     assert ones.qsize() == twos.qsize() == 6  # the kernel counts every type
     assert [twos.get_nowait() for _ in range(3)] == [["two", 0], ["two", 1], ["two", 2]]
-    with pytest.raises(queue.Empty):
+    with pytest.raises(queue.Empty, match=r"get from queue .* type=2: nothing waiting"):
         twos.get_nowait()
     assert [ones.get_nowait() for _ in range(3)] == [["one", 0], ["one", 1], ["one", 2]]
     assert twos.type == 2
@@ -213,7 +213,7 @@ def test_full_means_no_room_for_any_message(make_q):
     assert not q.full()
     q.put(b"0")
     assert q.full() and q.qsize() == 2
-    with pytest.raises(queue.Full):
+    with pytest.raises(queue.Full, match=r"put to queue .* type=1: no room now"):
         q.put_nowait(b"z")
     q.get()
     assert not q.full()

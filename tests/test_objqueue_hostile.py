@@ -281,7 +281,7 @@ def test_what_dumps_returns_is_checked_and_never_trusted(make_q):
         q.put("anything")
         assert q.get_nowait() == sent
     q = make_q(serializer=Serializer(42), trust_senders=True)
-    with pytest.raises(TypeError, match="dumps returned"):
+    with pytest.raises(TypeError, match="dumps returned int, which cannot be sent: it must return bytes-like or str"):
         q.put("anything")
     assert q.qsize() == 0
 

@@ -119,10 +119,12 @@ long sysvmq_receive_many(sysvmq_batch *b, size_t cap, long msgtyp, int flags, lo
 
 /* Put the message the last receive into `b` took back at the end of the queue, for a
  * caller that could not be handed it (an exception on its way out): 0, 1 if it had taken
- * none, or -errno if the queue had no room for it within a second. */
+ * none, or -errno if the queue had no room for it within a second (then b->taken still
+ * says what `b` holds: the caller hands it over). */
 int sysvmq_give_back(sysvmq_rbuf *b);
 
-/* sysvmq_give_back for every message the last sysvmq_receive_many took into `b`. */
+/* sysvmq_give_back for every message the last sysvmq_receive_many took into `b`, in
+ * order; on -errno, b->taken counts the last ones not back (still in `b`). */
 int sysvmq_give_back_many(sysvmq_batch *b);
 
 /* sysvmq_give_back for a message already copied out of its buffer. */

@@ -223,11 +223,13 @@ static long sysvmq_send_next(sysvmq_handle *h, const struct sysvmq_op *op, int f
         return sysvmq_attempt_as(w, op, flags, deadline_ns);
     }
     r = sysvmq_attempt(op, flags | IPC_NOWAIT);
-    if (r != -EAGAIN || (flags & IPC_NOWAIT))
+    if (r != -EAGAIN)
         return r;
-    r = sysvmq_check_queue(h, op->size, 1);
+    r = sysvmq_check_queue(h, op->size, 1); /* as sysvmq_send_op: too large before full */
     if (r < 0)
         return r;
+    if (flags & IPC_NOWAIT)
+        return -EAGAIN;
     *checked = op->size;
     if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
         return -ETIMEDOUT;
@@ -342,11 +344,18 @@ static int sysvmq_put_back(const sysvmq_handle *h, struct sysvmq_msgbuf *buf, si
     }
 }
 
+/* 0 once the message `b` took is back in the queue, 1 if it took none, else -errno with
+ * `b->taken` left as it was: the message is still in `b`, for the caller to hand over. */
 static int sysvmq_give_back(sysvmq_rbuf *b)
 {
     long len = b->taken;
-    b->taken = -1;
-    return len < 0 ? 1 : sysvmq_put_back(b->handle, sysvmq_message_of(b), (size_t)len);
+    int r;
+    if (len < 0)
+        return 1;
+    r = sysvmq_put_back(b->handle, sysvmq_message_of(b), (size_t)len);
+    if (r == 0)
+        b->taken = -1;
+    return r;
 }
 
 static int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data, size_t len)
@@ -364,14 +373,21 @@ static int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data,
     return r;
 }
 
+/* The messages of a batch, back in order: 0, or -errno with `b->taken` the count of the
+ * last ones that are not back (still in `b`, for the caller to hand over). */
 static int sysvmq_give_back_many(sysvmq_batch *b)
 {
     const size_t header = offsetof(struct sysvmq_msgbuf, mtext);
     size_t i, n = b->taken;
     int r = 0;
-    b->taken = 0;
-    for (i = 0; i < n && r == 0; i++)
+    for (i = 0; i < n; i++) {
         r = sysvmq_put_back(b->handle, (struct sysvmq_msgbuf *)(void *)(b->out + b->offsets[i] - header),
                             b->lens[i]);
-    return r;
+        if (r < 0) {
+            b->taken = n - i;
+            return r;
+        }
+    }
+    b->taken = 0;
+    return 0;
 }

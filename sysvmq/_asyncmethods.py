@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Optional, Union
 from sysvmq import aio
 from sysvmq._args import check_receive_type, check_send_type, payload, receive_options, send_options
 from sysvmq._control import QueueControl
-from sysvmq._lowlevel import Message, Options, new_message
+from sysvmq._lowlevel import Message, Options, new_message, undelivered
 from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import QueueEmptyError, QueueFullError
 
@@ -72,11 +72,11 @@ class AsyncMethods(QueueControl):
                 return new_message(taken[1:])
             except QueueEmptyError:
                 pass  # nothing there yet, or another receiver was first
-            except BaseException:
+            except BaseException as error:
                 # A handler raised between the take and the return (see MessageQueue.receive):
                 # the message goes back to the queue, by the first call made here.
-                if taken is not None:
-                    lib.sysvmq_give_back_copy(self._h, taken[1], taken[2], taken[0])
+                if taken is not None and lib.sysvmq_give_back_copy(self._h, taken[1], taken[2], taken[0]) < 0:
+                    undelivered(error, [new_message(taken[1:])])
                 raise
             handed = await aio.in_thread(lambda token: self._await_message(mtype, options, token), self._give_back)
             if handed is not None:

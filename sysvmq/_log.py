@@ -75,6 +75,11 @@ def debug(message: str, *args: Any) -> None:
         logger.debug(message, *args)
     except Exception:
         pass  # a broken handler must not fail a call that succeeded
+    except BaseException:
+        # No signal handler runs outside the main thread: there a handler raised this
+        # (SystemExit, say), and the call's own outcome must not be replaced by it.
+        if threading.current_thread() is threading.main_thread():
+            raise
     finally:
         _inside.active = False
 

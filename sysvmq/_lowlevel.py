@@ -59,6 +59,26 @@ class Message(NamedTuple):
 new_message: Callable[[Tuple[int, bytes]], Message] = functools.partial(tuple.__new__, Message)
 
 
+def undelivered(error: BaseException, messages: List[Message]) -> None:
+    """Messages a call took and could not put back when an exception ended it (the queue
+    stayed full for a second: senders filled the room): on that exception, as
+    ``.undelivered``, so that none is lost unseen."""
+    try:
+        error.undelivered = [*getattr(error, "undelivered", ()), *messages]  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - an exception type with __slots__
+        pass
+    debug(
+        "%d message(s) could not be put back (the queue stayed full): on the exception as .undelivered", len(messages)
+    )
+
+
+def undelivered_in(error: BaseException, buffer: "ReceiveBuffer") -> None:
+    """undelivered() for the message a failed sysvmq_give_back left in `buffer`."""
+    _, view, fields = buffer
+    undelivered(error, [new_message((fields[MTYPE], view[: fields[TAKEN]]))])
+    fields[TAKEN] = -1
+
+
 class Options(NamedTuple):
     """The checked options of one call."""
 
@@ -285,12 +305,14 @@ class QueueCore:
             taken = n, fields[MTYPE], b"" if dest is not _NULL else view[:n]
             self._buffers.append(buffer)
             return taken
-        except BaseException:  # see MessageQueue.receive
+        except BaseException as error:  # see MessageQueue.receive
             if taken is None:
-                lib.sysvmq_give_back(rb)
+                if lib.sysvmq_give_back(rb) < 0:
+                    undelivered_in(error, buffer)
             else:  # copied out: the buffer may be another call's by now
                 n, got_type, data = taken
-                lib.sysvmq_give_back_copy(self._h, got_type, data if dest is _NULL else dest, n)
+                if lib.sysvmq_give_back_copy(self._h, got_type, data if dest is _NULL else dest, n) < 0:
+                    undelivered(error, [new_message((got_type, data if dest is _NULL else bytes(dest[:n])))])
             raise
 
     def _receive_batch(self, max_count: int, mtype: int, options: Options) -> List[bytes]:
@@ -305,7 +327,7 @@ class QueueCore:
             buffer = _batch_buffer(self._h, size, slots)
         if buffer.size != size or buffer.slots < slots:
             buffer = _batch_buffer(self._h, size, slots)
-        batch, view, _, _, (_, offsets, lens, _) = buffer
+        batch, view, _, _, (_, offsets, lens, types) = buffer
         flags, deadline, timeout = options
         batch.taken = 0
         try:
@@ -320,8 +342,11 @@ class QueueCore:
                 messages = list(_splitter(n, sizes[0]).unpack_from(view))
             else:
                 messages = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)]
-        except BaseException:  # Ctrl-C, sys.exit() in a handler, MemoryError: the messages go back, in order
-            lib.sysvmq_give_back_many(batch)
+        except BaseException as error:  # Ctrl-C, sys.exit() in a handler, MemoryError: the messages go back, in order
+            total = batch.taken
+            if lib.sysvmq_give_back_many(batch) < 0:
+                left = range(total - batch.taken, total)
+                undelivered(error, [new_message((types[i], view[offsets[i] : offsets[i] + lens[i]])) for i in left])
             raise
         batches += (buffer,)  # not a call: CPython 3.11+ runs no signal handler before the return
         return messages

@@ -14,7 +14,7 @@ from typing import Any, Optional, Protocol, Tuple, TypeVar
 
 from sysvmq._args import check_int, check_send_type, exact_type, receive_options, type_name
 from sysvmq._control import ClosesOnExit
-from sysvmq._lowlevel import PLAIN, Options
+from sysvmq._lowlevel import PLAIN, Options, new_message, undelivered
 from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import (
     MessageDecodeError,
@@ -323,18 +323,26 @@ class Queue(ClosesOnExit):
                         errno.ETIMEDOUT, f"get from {self._where()}: nothing arrived within the timeout of {timeout} s"
                     ) from None
                 raise
-            data = taken[2]
-            raise MessageDecodeError(
-                data,
-                self._type,
-                f"get from {self._where()}: {_serializer_name(self._serializer)}.loads failed on a "
-                f"message of {len(data)} bytes ({type_name(e)}: {e}); the message was taken off the queue, "
-                f"its bytes are on this exception as .data",
-            ) from e
-        except BaseException:
-            if taken is not None:
-                _give_back_copy(self._mq._h, taken[1], taken[2], taken[0])
+            try:
+                failed = self._decode_error(taken[2], e)
+            except BaseException as error:  # a handler raised before the bytes were on the error
+                if _give_back_copy(self._mq._h, taken[1], taken[2], taken[0]) < 0:
+                    undelivered(error, [new_message(taken[1:])])
+                raise
+            raise failed from e
+        except BaseException as error:
+            if taken is not None and _give_back_copy(self._mq._h, taken[1], taken[2], taken[0]) < 0:
+                undelivered(error, [new_message(taken[1:])])
             raise
+
+    def _decode_error(self, data: bytes, e: Exception) -> MessageDecodeError:
+        return MessageDecodeError(
+            data,
+            self._type,
+            f"get from {self._where()}: {_serializer_name(self._serializer)}.loads failed on a "
+            f"message of {len(data)} bytes ({type_name(e)}: {e}); the message was taken off the queue, "
+            f"its bytes are on this exception as .data",
+        )
 
     def get_nowait(self) -> Any:
         """``get(block=False)``: :class:`queue.Empty` at once if nothing is waiting."""

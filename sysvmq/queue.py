@@ -31,7 +31,7 @@ from sysvmq._args import (
 )
 from sysvmq._asyncmethods import AsyncMethods
 from sysvmq._control import key_of, open_flags, open_queue
-from sysvmq._lowlevel import MTYPE, PLAIN, TAKEN, Message, Options, new_message
+from sysvmq._lowlevel import MTYPE, PLAIN, TAKEN, Message, Options, new_message, undelivered, undelivered_in
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.iteration import Messages
 
@@ -235,10 +235,15 @@ class MessageQueue(AsyncMethods):
             # handler could raise first: from the copy (the buffer may be another call's now),
             # else from the buffer if this call took one into it.
             if copied:
-                _give_back_copy(self._h, mtype, data, n)
-            elif _give_back(rb) == _NONE_TAKEN and exact_type(error) is OverflowError:
+                if _give_back_copy(self._h, mtype, data, n) < 0:
+                    undelivered(error, [new_message((mtype, data))])
+                raise
+            back = _give_back(rb)
+            if back == _NONE_TAKEN and exact_type(error) is OverflowError:
                 buffers.append(buffer)  # a type or timeout C cannot hold: the checked path explains it
                 return self._receive_checked(type, 0, True, timeout, False, False)[2]
+            if back < 0:
+                undelivered_in(error, buffer)
             raise
 
     def receive_message(
@@ -283,11 +288,16 @@ class MessageQueue(AsyncMethods):
             return message
         except BaseException as error:  # as in receive()
             if copied:
-                _give_back_copy(self._h, message[0], message[1], n)
-            elif _give_back(rb) == _NONE_TAKEN and exact_type(error) is OverflowError:
+                if _give_back_copy(self._h, message[0], message[1], n) < 0:
+                    undelivered(error, [message])
+                raise
+            back = _give_back(rb)
+            if back == _NONE_TAKEN and exact_type(error) is OverflowError:
                 buffers.append(buffer)
                 _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
                 return new_message((mtype, data))
+            if back < 0:
+                undelivered_in(error, buffer)
             raise
 
     def receive_into(

@@ -209,12 +209,20 @@ def test_a_queue_of_capacity_zero_refuses_even_an_empty_message(mq, size):
         lambda: mq.send(b"x" * size, timeout=5),
         lambda: mq.send(b"x" * size, block=False),
         lambda: mq.send_many([b"x" * size]),
+        lambda: mq.send_many([b"x" * size], block=False),
     ):
         start = time.monotonic()
         with pytest.raises(sysvmq.MessageTooLargeError, match="max_bytes"):
             send()
         assert time.monotonic() - start < 1
     assert mq.stats().count == 0
+
+
+def test_a_message_too_large_for_the_queue_is_too_large_without_waiting_too(mq):
+    mq.set(max_bytes=10)
+    for send in (lambda: mq.send(b"x" * 11, block=False), lambda: mq.send_many([b"x" * 11], block=False)):
+        with pytest.raises(sysvmq.MessageTooLargeError, match="max_bytes"):
+            send()
 
 
 class FailingClose(sysvmq.MessageQueue):

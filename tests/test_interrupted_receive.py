@@ -280,3 +280,84 @@ def test_an_interrupt_while_loads_runs_gives_the_message_back(mq):
             q.get()
         helper.join(10)
     assert pickle.loads(mq.receive(block=False)) == {"order": 1}
+
+
+# ---- a give-back that finds no room: the message rides on the exception ----
+
+
+def is_set(name):
+    return lambda f: f.get(name) is not None and f.get(name) is not False
+
+
+def taken_not_copied(f):
+    return "n" in f and f.get("copied") is False
+
+
+QUEUE_FULL = {
+    "receive copied": (sysvmq.MessageQueue.receive, lambda mq: mq.receive(), is_set("copied")),
+    "receive in buffer": (sysvmq.MessageQueue.receive, lambda mq: mq.receive(), taken_not_copied),
+    "receive_message copied": (sysvmq.MessageQueue.receive_message, lambda mq: mq.receive_message(), is_set("copied")),
+    "receive_message in buffer": (
+        sysvmq.MessageQueue.receive_message,
+        lambda mq: mq.receive_message(),
+        taken_not_copied,
+    ),
+    "checked path copied": (
+        sysvmq.MessageQueue._receive_one,
+        lambda mq: mq.receive(0, sysvmq.MSG_NOERROR),
+        is_set("taken"),
+    ),
+    "checked path in buffer": (
+        sysvmq.MessageQueue._receive_one,
+        lambda mq: mq.receive(0, sysvmq.MSG_NOERROR),
+        lambda f: "n" in f and f.get("taken") is None,
+    ),
+    "receive_many": (sysvmq.MessageQueue._receive_batch, lambda mq: mq.receive_many(10), lambda f: "sizes" in f),
+    "Queue.get": (sysvmq.Queue.get, queue_get(None), is_set("taken")),
+    "receive_message_async": (
+        sysvmq.MessageQueue.receive_message_async,
+        lambda mq: asyncio.run(mq.receive_message_async()),
+        is_set("taken"),
+    ),
+}
+
+
+@pytest.mark.parametrize("method, call, after_take", QUEUE_FULL.values(), ids=QUEUE_FULL.keys())
+def test_a_message_that_cannot_go_back_to_a_full_queue_is_on_the_exception(mq, method, call, after_take):
+    # A sender waits for room: the room a receive makes is filled at once, so the message
+    # an interrupted receive took cannot go back (within the second it tries). It is not
+    # lost: it is on the exception, as .undelivered.
+    mq.set(max_bytes=8)
+    mq.send(b"A" * 8)
+    sender = threading.Thread(target=sysvmq.MessageQueue.from_id(mq.id).send, args=(b"B" * 8,))
+    sender.start()
+    deadline = time.monotonic() + 5
+    while not sysvmq.MessageQueue.from_id(mq.id).stats().count or not sender.is_alive():
+        assert time.monotonic() < deadline
+    time.sleep(0.05)  # the sender is asleep in msgsnd
+    code = method.__code__
+
+    def tracer(frame, event, arg):
+        if frame.f_code is not code:
+            return None
+
+        def local(frame, event, arg):
+            if event == "line" and after_take(frame.f_locals):
+                time.sleep(0.05)  # the sender takes the room
+                raise KeyboardInterrupt("from a trace function")
+            return local
+
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            call(mq)
+    finally:
+        sys.settrace(previous)
+    sender.join(10)
+    on_error = [m.data for m in info.value.undelivered]  # type: ignore[attr-defined]
+    assert on_error and all(m.type == 1 for m in info.value.undelivered)  # type: ignore[attr-defined]
+    # Nothing lost, nothing doubled (a batch may have taken the sender's message too).
+    assert sorted(on_error + mq.receive_many(10, block=False)) == [b"A" * 8, b"B" * 8]

@@ -518,3 +518,26 @@ def test_a_handler_that_sets_the_wakeup_signal_logs_once(mq, debug_log):
     finally:
         logging.getLogger("sysvmq").removeHandler(handler)
     assert emitted == [f"wake-up signal: {sysvmq._log.signal_name(current)}, set by set_wakeup_signal()"]
+
+
+@pytest.mark.parametrize("raised", ["SystemExit", "KeyboardInterrupt"])
+def test_a_handler_that_raises_in_a_worker_never_replaces_the_calls_outcome(raised):
+    lines = run_child(
+        f"""
+        class Raises(logging.Handler):
+            def emit(self, record):
+                if threading.current_thread() is not threading.main_thread():
+                    raise {raised}("from a handler")
+
+        logging.getLogger("sysvmq").addHandler(Raises())
+
+        async def main():
+            try:
+                await asyncio.wait_for(mq.receive_async(timeout=0.05), 20)
+            except sysvmq.QueueTimeoutError:
+                return "timed out"
+
+        mark(asyncio.run(main()))
+        """
+    )
+    assert "test: timed out" in lines, lines

@@ -315,3 +315,16 @@ def test_a_queue_whose_owner_cannot_be_read_is_refused(make_q):
     # A data-only serializer needs no check, and may put to it.
     assert as_nobody(lambda: sysvmq.Queue.from_id(msqid, serializer=json).put([1])) == ("ok", None)
     assert json.loads(q.get_nowait()) == [1]
+
+
+def test_an_interrupt_while_the_decode_error_is_built_leaves_the_message(make_q, monkeypatch):
+    q = make_q(serializer=json)
+    q.message_queue.send(b"not json{")
+
+    def interrupted(serializer: Any) -> str:
+        raise KeyboardInterrupt("a signal handler, while the error is built")
+
+    monkeypatch.setattr(sysvmq.objqueue, "_serializer_name", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        q.get_nowait()
+    assert q.message_queue.receive(block=False) == b"not json{"

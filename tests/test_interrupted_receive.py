@@ -361,3 +361,54 @@ def test_a_message_that_cannot_go_back_to_a_full_queue_is_on_the_exception(mq, m
     assert on_error and all(m.type == 1 for m in info.value.undelivered)  # type: ignore[attr-defined]
     # Nothing lost, nothing doubled (a batch may have taken the sender's message too).
     assert sorted(on_error + mq.receive_many(10, block=False)) == [b"A" * 8, b"B" * 8]
+
+
+def full_with_a_sender_waiting(mq):
+    """A queue holding one 8-byte message, full, with a sender asleep waiting for room."""
+    mq.set(max_bytes=8)
+    mq.send(b"A" * 8)
+    sender = threading.Thread(target=sysvmq.MessageQueue.from_id(mq.id).send, args=(b"B" * 8,))
+    sender.start()
+    time.sleep(0.1)
+    return sender
+
+
+def test_a_loads_interrupted_on_a_full_queue_hands_the_message_over(mq):
+    # As a handler's Ctrl-C during loads would: raised by loads itself (no trace function).
+    class Interrupted:
+        dumps = staticmethod(bytes)
+
+        @staticmethod
+        def loads(data):
+            time.sleep(0.05)  # the sender fills the room
+            raise KeyboardInterrupt
+
+    sender = full_with_a_sender_waiting(mq)
+    with (
+        sysvmq.Queue.from_id(mq.id, serializer=Interrupted, trust_senders=True) as q,
+        pytest.raises(KeyboardInterrupt) as info,
+    ):
+        q.get()
+    sender.join(10)
+    assert info.value.undelivered == [sysvmq.Message(1, b"A" * 8)]  # type: ignore[attr-defined]
+    assert mq.receive_many(10, block=False) == [b"B" * 8]
+
+
+def test_an_async_receive_interrupted_on_a_full_queue_hands_the_message_over(mq, monkeypatch):
+    calls = []
+
+    def interrupted(message):
+        calls.append(message)
+        if len(calls) > 1:  # the handler builds the Message it hands over with it too
+            return sysvmq.Message(*message)
+        time.sleep(0.05)  # the sender fills the room
+        raise KeyboardInterrupt
+
+    sender = full_with_a_sender_waiting(mq)
+    monkeypatch.setattr(sysvmq._asyncmethods, "new_message", interrupted)
+    with pytest.raises(KeyboardInterrupt) as info:
+        asyncio.run(mq.receive_message_async())
+    monkeypatch.undo()
+    sender.join(10)
+    assert info.value.undelivered == [sysvmq.Message(1, b"A" * 8)]  # type: ignore[attr-defined]
+    assert mq.receive_many(10, block=False) == [b"B" * 8]

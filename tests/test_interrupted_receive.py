@@ -125,6 +125,33 @@ def test_a_second_raising_handler_cannot_stop_the_give_back(mq, call):
         signal.signal(signal.SIGTERM, previous)
 
 
+def raised_by_a_tracer(code, when, call, pause=0.0):
+    """What `call()` raises when a trace function raises KeyboardInterrupt at the first line
+    of `code` whose locals pass `when` (a stand-in for a signal handler at that line). The
+    tracer found (coverage's, under the coverage run) is restored after."""
+
+    def tracer(frame, event, arg):
+        if frame.f_code is not code:
+            return None
+
+        def local(frame, event, arg):
+            if event == "line" and when(frame.f_locals):
+                time.sleep(pause)
+                raise KeyboardInterrupt("from a trace function")
+            return local
+
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            call()
+    finally:
+        sys.settrace(previous)
+    return info.value
+
+
 @pytest.mark.parametrize("name", FAST.keys())
 def test_a_tracer_that_raises_before_the_call_gives_back_nothing(mq, name):
     # The buffer's previous call took and returned b"old"; an exception raised in this call
@@ -135,25 +162,7 @@ def test_a_tracer_that_raises_before_the_call_gives_back_nothing(mq, name):
     assert bytes(call(mq) if name == "receive" else call(mq).data) == b"old"
     mq.send(b"new")
     code = getattr(sysvmq.MessageQueue, name).__code__
-
-    def tracer(frame, event, arg):
-        if frame.f_code is not code:
-            return None
-
-        def local(frame, event, arg):
-            if event == "line" and frame.f_locals.get("copied") is False:
-                raise KeyboardInterrupt("from a trace function")
-            return local
-
-        return local
-
-    previous = sys.gettrace()  # coverage's, under the coverage run: it must measure what follows
-    sys.settrace(tracer)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            call(mq)
-    finally:
-        sys.settrace(previous)
+    raised_by_a_tracer(code, lambda f: f.get("copied") is False, lambda: call(mq))
     assert mq.receive_many(10, block=False) == [b"new"]
 
 
@@ -235,26 +244,7 @@ def test_an_exception_between_the_take_and_the_return_gives_the_message_back(mq,
     # it took its message: the message goes back to the queue.
     payload = pickle.dumps({"order": 1})
     mq.send(payload)
-    code = method.__code__
-
-    def tracer(frame, event, arg):
-        if frame.f_code is not code:
-            return None
-
-        def local(frame, event, arg):
-            if event == "line" and frame.f_locals.get("taken") is not None:
-                raise KeyboardInterrupt("from a trace function")
-            return local
-
-        return local
-
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            call(mq)
-    finally:
-        sys.settrace(previous)
+    raised_by_a_tracer(method.__code__, lambda f: f.get("taken") is not None, lambda: call(mq))
     assert mq.receive_many(10, block=False) == [payload]
 
 
@@ -335,30 +325,10 @@ def test_a_message_that_cannot_go_back_to_a_full_queue_is_on_the_exception(mq, m
     while not sysvmq.MessageQueue.from_id(mq.id).stats().count or not sender.is_alive():
         assert time.monotonic() < deadline
     time.sleep(0.05)  # the sender is asleep in msgsnd
-    code = method.__code__
-
-    def tracer(frame, event, arg):
-        if frame.f_code is not code:
-            return None
-
-        def local(frame, event, arg):
-            if event == "line" and after_take(frame.f_locals):
-                time.sleep(0.05)  # the sender takes the room
-                raise KeyboardInterrupt("from a trace function")
-            return local
-
-        return local
-
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        with pytest.raises(KeyboardInterrupt) as info:
-            call(mq)
-    finally:
-        sys.settrace(previous)
+    error = raised_by_a_tracer(method.__code__, after_take, lambda: call(mq), pause=0.05)  # the sender takes the room
     sender.join(10)
-    on_error = [m.data for m in info.value.undelivered]  # type: ignore[attr-defined]
-    assert on_error and all(m.type == 1 for m in info.value.undelivered)  # type: ignore[attr-defined]
+    on_error = [m.data for m in error.undelivered]  # type: ignore[attr-defined]
+    assert on_error and all(m.type == 1 for m in error.undelivered)  # type: ignore[attr-defined]
     # Nothing lost, nothing doubled (a batch may have taken the sender's message too).
     assert sorted(on_error + mq.receive_many(10, block=False)) == [b"A" * 8, b"B" * 8]
 

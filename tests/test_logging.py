@@ -460,21 +460,28 @@ def test_a_signal_handler_that_uses_sysvmq_during_a_report_neither_deadlocks_nor
     assert sum(line.startswith("helper thread started") for line in said) == 1, lines
 
 
-@pytest.mark.parametrize("raised", ["SystemExit", "KeyboardInterrupt"])
-@pytest.mark.parametrize("runner", ["asyncio", "trio"])
-def test_a_handler_that_raises_base_exceptions_in_a_worker_never_stalls_the_call(runner, raised):
-    # The worker reports after its wait; a handler raising there must not keep it from
-    # handing over its outcome (the awaiting call would wait for good, even past a timeout).
-    lines = run_child(
+def raising_in_workers(raised: str) -> str:
+    """Child code: a sysvmq log handler that raises `raised` in every thread but the main one."""
+    return textwrap.dedent(
         f"""
-        import trio
-
         class Raises(logging.Handler):
             def emit(self, record):
                 if threading.current_thread() is not threading.main_thread():
                     raise {raised}("from a handler")
 
         logging.getLogger("sysvmq").addHandler(Raises())
+        """
+    )
+
+
+@pytest.mark.parametrize("raised", ["SystemExit", "KeyboardInterrupt"])
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_a_handler_that_raises_base_exceptions_in_a_worker_never_stalls_the_call(runner, raised):
+    # The worker reports after its wait; a handler raising there must not keep it from
+    # handing over its outcome (the awaiting call would wait for good, even past a timeout).
+    lines = run_child(
+        """
+        import trio
 
         async def on_asyncio():
             async def later():
@@ -494,9 +501,10 @@ def test_a_handler_that_raises_base_exceptions_in_a_worker_never_stalls_the_call
                 with trio.fail_after(20):
                     return await mq.receive_message_async()
 
-        got = asyncio.run(on_asyncio()) if "{runner}" == "asyncio" else trio.run(on_trio)
+        got = asyncio.run(on_asyncio()) if RUNNER == "asyncio" else trio.run(on_trio)
         mark("got %r" % (got,))
-        """
+        """,
+        before=raising_in_workers(raised) + f"RUNNER = {runner!r}\n",
     )
     assert "test: got Message(type=1, data=b'')" in lines, lines
 
@@ -523,13 +531,7 @@ def test_a_handler_that_sets_the_wakeup_signal_logs_once(mq, debug_log):
 @pytest.mark.parametrize("raised", ["SystemExit", "KeyboardInterrupt"])
 def test_a_handler_that_raises_in_a_worker_never_replaces_the_calls_outcome(raised):
     lines = run_child(
-        f"""
-        class Raises(logging.Handler):
-            def emit(self, record):
-                if threading.current_thread() is not threading.main_thread():
-                    raise {raised}("from a handler")
-
-        logging.getLogger("sysvmq").addHandler(Raises())
+        """
 
         async def main():
             try:
@@ -538,6 +540,7 @@ def test_a_handler_that_raises_in_a_worker_never_replaces_the_calls_outcome(rais
                 return "timed out"
 
         mark(asyncio.run(main()))
-        """
+        """,
+        before=raising_in_workers(raised),
     )
     assert "test: timed out" in lines, lines

@@ -9,7 +9,8 @@ their meaningful range a ValueError. Keyword options (`block`, `timeout`,
 import builtins
 import math
 import operator
-from typing import Any, Callable, Optional, Tuple
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.stats import msgmax
@@ -166,3 +167,34 @@ def payload(message: Any) -> Any:
         raise TypeError(f"message must be bytes-like or str, not {type(message).__name__}") from None
     except (BufferError, ValueError):  # a non-contiguous buffer: one copy in C order
         return memoryview(message).tobytes()
+
+
+# A cdata view of a caller's buffer holds an export of it until released. A call that
+# fails leaves its frame in the exception's traceback, often in a reference cycle; if the
+# view were still alive there, CPython's collector would meet a memoryview it cannot clear
+# ("memoryview has 1 exported buffer") and crash. So every view lives in a with-block.
+
+
+@contextmanager
+def exported(message: Any) -> Iterator[Any]:
+    """payload(message) for the length of a with-block, released at its end."""
+    data = payload(message)
+    try:
+        yield data
+    finally:
+        if exact_type(data) is not bytes:
+            ffi.release(data)
+
+
+@contextmanager
+def writable(buffer: Any) -> Iterator[Any]:
+    """A cdata view of the writable, contiguous `buffer` for the length of a with-block."""
+    try:
+        dest = ffi.from_buffer(buffer, require_writable=True)
+    except (TypeError, BufferError, ValueError):
+        # Checked before the call: the kernel would drop a message it cannot write (EFAULT).
+        raise TypeError(f"buffer must be a writable, contiguous buffer, not {type_name(buffer)}") from None
+    try:
+        yield dest
+    finally:
+        ffi.release(dest)

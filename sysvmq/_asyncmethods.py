@@ -4,7 +4,7 @@ control methods; sysvmq.aio runs the waits in worker threads."""
 from typing import TYPE_CHECKING, Optional, Union
 
 from sysvmq import aio
-from sysvmq._args import check_receive_type, check_send_type, payload, receive_options, send_options
+from sysvmq._args import as_bytes, check_receive_type, check_send_type, exact_type, receive_options, send_options
 from sysvmq._control import QueueControl
 from sysvmq._lowlevel import Message, Options, new_message, undelivered
 from sysvmq._sysvmq_cffi import lib
@@ -33,7 +33,9 @@ class AsyncMethods(QueueControl):
         reached it has sent its message and raises CancelledError all the same. A
         ``timeout`` that expires (:class:`QueueTimeoutError`) always means not sent.
         """
-        data = payload(message)
+        # A copy, not a view of the caller's buffer: a worker thread that no signal can wake
+        # may outlive this call, and a view would stay exported (see sysvmq._args.exported).
+        data = message if exact_type(message) is bytes else as_bytes(message)
         mtype = check_send_type(type)
         options = Options(*send_options(0, True, timeout), timeout)
         if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue

@@ -251,6 +251,8 @@ class QueueCore:
         except BaseException as error:  # also Ctrl-C from a handler: how many went, so none is sent twice
             error.sent = int(sent[0])  # type: ignore[attr-defined]
             raise
+        finally:
+            ffi.release(lens)  # a view of an array: no export outlives the call (sysvmq._args.exported)
 
     # ---- receiving ----
 

@@ -24,10 +24,10 @@ from sysvmq._args import (
     check_receive_type,
     check_send_type,
     exact_type,
-    payload,
+    exported,
     receive_options,
     send_options,
-    type_name,
+    writable,
 )
 from sysvmq._asyncmethods import AsyncMethods
 from sysvmq._control import key_of, open_flags, open_queue
@@ -139,17 +139,24 @@ class MessageQueue(AsyncMethods):
         :class:`QueueFullError`) or until `timeout` seconds pass
         (:class:`QueueTimeoutError`).
         """
-        data = message if exact_type(message) is bytes else payload(message)
+        if exact_type(message) is not bytes:
+            with exported(message) as data:  # released before a traceback can keep this frame
+                self._send_checked(data, type, flags, block, timeout)
+            return
         if flags or not block or timeout is not None or exact_type(type) is not int:
-            mtype = check_send_type(type)
-            self._send_loop(data, mtype, Options(*send_options(flags, block, timeout), timeout))
+            self._send_checked(message, type, flags, block, timeout)
             return
         try:
-            r = _put(self._h, type, data, len(data))
+            r = _put(self._h, type, message, len(message))
         except OverflowError:
             raise bad_type(type, check_send_type) from None
         if r:
-            self._send_loop(data, type, PLAIN, _NULL, r)
+            self._send_loop(message, type, PLAIN, _NULL, r)
+
+    def _send_checked(self, data: Any, type: Any, flags: Any, block: bool, timeout: Any) -> None:
+        """send() of `data` (exact bytes or a cdata view) with every other argument checked."""
+        mtype = check_send_type(type)
+        self._send_loop(data, mtype, Options(*send_options(flags, block, timeout), timeout))
 
     def send_many(
         self, messages: Iterable[Payload], type: int = 1, *, block: bool = True, timeout: Optional[float] = None
@@ -317,14 +324,10 @@ class MessageQueue(AsyncMethods):
         numpy array); a message longer than it (or than max_size) raises
         :class:`MessageTooLargeError` and stays queued, unless ``truncate=True``.
         """
-        try:
-            dest = ffi.from_buffer(buffer, require_writable=True)
-        except (TypeError, BufferError, ValueError):
-            # Checked before the call: the kernel would drop a message it cannot write (EFAULT).
-            raise TypeError(f"buffer must be a writable, contiguous buffer, not {type_name(buffer)}") from None
-        mtype = check_receive_type(type)
-        options = Options(*receive_options(mtype, flags, block, timeout, truncate, exclude), timeout)
-        n, got, _ = self._receive_one(mtype, options, dest)
+        with writable(buffer) as dest:  # released before a traceback can keep this frame
+            mtype = check_receive_type(type)
+            options = Options(*receive_options(mtype, flags, block, timeout, truncate, exclude), timeout)
+            n, got, _ = self._receive_one(mtype, options, dest)
         return n, got
 
     def receive_many(

@@ -20,7 +20,40 @@ from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
 from sysvmq.stats import KEY_MASK, msgmax
 
-__all__ = ["PLAIN", "Message", "Options", "QueueCore", "ReceiveBuffer", "new_message"]
+__all__ = ["CDECLS", "PLAIN", "Message", "Options", "QueueCore", "ReceiveBuffer", "new_message"]
+
+#: Every C type the package allocates, casts or measures, spelt as its modules spell them.
+#: PyPy's cffi realizes a type at its first use into a cache that has no lock: threads whose
+#: first uses of different types meet may be handed each other's type (a `sysvmq_token *`
+#: for a `sysvmq_handle *`), and keep it. So each one is realized here, once, while the
+#: import lock keeps every other thread out of the package; so is every function of `lib`.
+CDECLS = (
+    "char[]",
+    "int *",
+    "key_t *",
+    "long *",
+    "long[]",
+    "size_t *",
+    "size_t[]",
+    "struct msqid_ds *",
+    "struct sysvmq_msgbuf *",
+    "sysvmq_batch *",
+    "sysvmq_event[]",
+    "sysvmq_handle *",
+    "sysvmq_msginfo *",
+    "sysvmq_rbuf *",
+    "sysvmq_token *",
+)
+
+
+def _realize_every_type() -> None:
+    for cdecl in CDECLS:
+        ffi.new(cdecl, 1) if cdecl.endswith("[]") else ffi.new(cdecl)
+    for name in dir(lib):
+        getattr(lib, name)
+
+
+_realize_every_type()
 
 _send = lib.sysvmq_send
 _receive = lib.sysvmq_receive

@@ -130,6 +130,13 @@ int sysvmq_give_back_many(sysvmq_batch *b);
 /* sysvmq_give_back for a message already copied out of its buffer. */
 int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data, size_t len);
 
+/* The process exits (an atexit handler): from now on every handle counts as closed in
+ * every other thread, and a message a receive there takes goes back to its queue; wakes
+ * every waiter of another thread, then waits up to `seconds` until no receive is inside
+ * and none of the buffers holds a message Python has not copied out: 0, or -ETIMEDOUT. */
+int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches,
+                  double seconds);
+
 /* Mark the handle closed and wake every thread of this process blocked on it;
  * returns 0 once none is left inside a call on it, or -EBUSY if those left cannot be
  * woken: the application took the wake-up signal and blocks every other one there. */

@@ -129,15 +129,17 @@ static long sysvmq_receive(sysvmq_rbuf *b, size_t cap, long msgtyp, int flags,
                            long long deadline_ns, sysvmq_token *token, char *dest)
 {
     struct sysvmq_msgbuf *buf = sysvmq_message_of(b);
-    long r = sysvmq_receive_op(b->handle, buf, cap, msgtyp, flags, deadline_ns, token);
+    long r;
+    sysvmq_receive_begins();
+    r = sysvmq_receive_op(b->handle, buf, cap, msgtyp, flags, deadline_ns, token);
     if (r > 0 && dest != NULL)
         memcpy(dest, buf->mtext, (size_t)r);
     b->taken = (flags & SYSVMQ_MSG_COPY) && SYSVMQ_HAS_MSG_COPY ? -1 : r;
-    return r;
+    return sysvmq_receive_ends(r);
 }
 
-static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
-                         sysvmq_token *token, long *taken)
+static long sysvmq_await_once(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
+                              sysvmq_token *token, long *taken)
 {
     long header[2];
     struct sysvmq_msgbuf *buf = (struct sysvmq_msgbuf *)(void *)header;
@@ -168,10 +170,19 @@ static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long dea
     return 1;
 }
 
+static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
+                         sysvmq_token *token, long *taken)
+{
+    sysvmq_receive_begins();
+    return sysvmq_receive_ends(sysvmq_await_once(h, msgtyp, flags, deadline_ns, token, taken));
+}
+
 static long sysvmq_take_type(sysvmq_rbuf *b, long msgtyp)
 {
     sysvmq_handle *h = b->handle;
-    return b->taken = sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL);
+    sysvmq_receive_begins();
+    b->taken = sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL);
+    return sysvmq_receive_ends(b->taken);
 }
 
 static long sysvmq_take(sysvmq_rbuf *b)
@@ -179,7 +190,7 @@ static long sysvmq_take(sysvmq_rbuf *b)
     return sysvmq_take_type(b, 0);
 }
 
-static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
+static long sysvmq_take_within_once(sysvmq_rbuf *b, long msgtyp, double timeout)
 {
     sysvmq_handle *h = b->handle;
     struct sysvmq_op op;
@@ -199,6 +210,12 @@ static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
                          : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
     r = sysvmq_check_queue(h, 0, 0);
     return b->taken = r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL);
+}
+
+static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
+{
+    sysvmq_receive_begins();
+    return sysvmq_receive_ends(sysvmq_take_within_once(b, msgtyp, timeout));
 }
 
 /* The next message of a batch, as sysvmq_send_op sends one, but a batch registers as a
@@ -249,6 +266,7 @@ static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, cons
     struct sysvmq_waiter w;
     int waiting = 0;
     size_t i, offset = 0, largest = 0, checked = 0;
+    w.receiving = 0;
     long r = 0;
     if (mtype < 1)
         return -EDOM;
@@ -288,8 +306,8 @@ static int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len
     return sysvmq_send(h, mtype, data, len, 0, -1, NULL);
 }
 
-static long sysvmq_receive_many(sysvmq_batch *b, size_t cap, long msgtyp, int flags,
-                                long long deadline_ns, sysvmq_token *token, size_t max_count)
+static long sysvmq_receive_many_once(sysvmq_batch *b, size_t cap, long msgtyp, int flags,
+                                     long long deadline_ns, sysvmq_token *token, size_t max_count)
 {
     const size_t header = offsetof(struct sysvmq_msgbuf, mtext);
     sysvmq_handle *h = b->handle;
@@ -322,15 +340,24 @@ static long sysvmq_receive_many(sysvmq_batch *b, size_t cap, long msgtyp, int fl
     return n > 0 ? (long)n : -EINVAL;
 }
 
-/* Send one message a caller could not be handed back without waiting on the handle
- * (it may be closed by now): retried for up to SYSVMQ_GIVE_BACK_NS while the queue is full. */
-static int sysvmq_put_back(const sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_t len)
+static long sysvmq_receive_many(sysvmq_batch *b, size_t cap, long msgtyp, int flags,
+                                long long deadline_ns, sysvmq_token *token, size_t max_count)
+{
+    sysvmq_receive_begins();
+    return sysvmq_receive_ends(sysvmq_receive_many_once(b, cap, msgtyp, flags, deadline_ns, token, max_count));
+}
+
+/* Send one message a caller could not be handed (an exception on its way out, or a
+ * thread the exiting process may stop) back to the end of queue `id`, without waiting on
+ * a handle (it may be closed by now): retried for up to SYSVMQ_GIVE_BACK_NS while the
+ * queue is full. */
+static int sysvmq_return_to_queue(int id, struct sysvmq_msgbuf *buf, size_t len)
 {
     struct sysvmq_op op;
     long long deadline = sysvmq_monotonic_ns() + SYSVMQ_GIVE_BACK_NS;
     long r;
     op.send = 1;
-    op.id = h->id;
+    op.id = id;
     op.buf = buf;
     op.size = len;
     op.msgtyp = 0;
@@ -352,7 +379,7 @@ static int sysvmq_give_back(sysvmq_rbuf *b)
     int r;
     if (len < 0)
         return 1;
-    r = sysvmq_put_back(b->handle, sysvmq_message_of(b), (size_t)len);
+    r = sysvmq_return_to_queue(b->handle->id, sysvmq_message_of(b), (size_t)len);
     if (r == 0)
         b->taken = -1;
     return r;
@@ -367,7 +394,7 @@ static int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data,
         return -ENOMEM;
     buf->mtype = mtype;
     memcpy(buf->mtext, data, len);
-    r = sysvmq_put_back(h, buf, len);
+    r = sysvmq_return_to_queue(h->id, buf, len);
     if ((void *)buf != (void *)stack)
         free(buf);
     return r;
@@ -381,8 +408,8 @@ static int sysvmq_give_back_many(sysvmq_batch *b)
     size_t i, n = b->taken;
     int r = 0;
     for (i = 0; i < n; i++) {
-        r = sysvmq_put_back(b->handle, (struct sysvmq_msgbuf *)(void *)(b->out + b->offsets[i] - header),
-                            b->lens[i]);
+        r = sysvmq_return_to_queue(b->handle->id, (struct sysvmq_msgbuf *)(void *)(b->out + b->offsets[i] - header),
+                                   b->lens[i]);
         if (r < 0) {
             b->taken = n - i;
             return r;

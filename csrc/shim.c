@@ -19,3 +19,4 @@
 #include "wait.c"
 #include "ops.c"
 #include "control.c"
+#include "finish.c"

@@ -13,14 +13,27 @@ struct sysvmq_op {
     long msgtyp;
 };
 
+static int sysvmq_return_to_queue(int id, struct sysvmq_msgbuf *buf, size_t len);
+
 static long sysvmq_attempt(const struct sysvmq_op *op, int flags)
 {
     long r;
-    if (op->send)
+    if (op->send) {
         r = msgsnd(op->id, op->buf, op->size, flags);
-    else
-        r = (long)msgrcv(op->id, op->buf, op->size, op->msgtyp, flags);
-    return r < 0 ? -errno : r;
+        return r < 0 ? -errno : r;
+    }
+    /* The process is exiting, and this thread may be stopped before Python gets a
+     * message (finish.c): it takes none, and one it took just now goes back. */
+    if (sysvmq_exiting_elsewhere())
+        return -ESHUTDOWN;
+    r = (long)msgrcv(op->id, op->buf, op->size, op->msgtyp, flags);
+    if (r < 0)
+        return -errno;
+    if (!(flags & SYSVMQ_MSG_COPY) && sysvmq_exiting_elsewhere()) {
+        sysvmq_return_to_queue(op->id, op->buf, (size_t)r);
+        return -ESHUTDOWN;
+    }
+    return r;
 }
 
 /* Why a waiting call ends early: -EBADF (closed), -ECANCELED (its token), or 0. */
@@ -139,6 +152,7 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     long r;
     if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
         return -ETIMEDOUT;
+    w.receiving = !op->send;
     r = sysvmq_enter(&w, h, token, deadline_ns);
     if (r < 0)
         return r;

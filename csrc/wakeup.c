@@ -14,6 +14,7 @@ struct sysvmq_waiter {
     pthread_t thread;
     sysvmq_handle *handle;
     sysvmq_token *token;
+    int receiving;     /* 1: in msgrcv, 0: in msgsnd */
     long long kick_ns; /* helper thread: when to signal this waiter next; -1 never */
     int signo;         /* a signal sysvmq handles that the thread does not block; 0: it polls */
     sigset_t mask;     /* the thread's own signal mask, as the application set it */
@@ -370,7 +371,8 @@ static int sysvmq_start_helper(void)
     return 0;
 }
 
-/* Signal every waiter of `h` (or using `token`): how many of those still inside a
+/* Signal every waiter of `h` (or using `token`; with neither, every receive of another
+ * thread): how many of those still inside a
  * call can be woken, or -EBUSY when none of them can (see sysvmq_kick_waiter). */
 static int sysvmq_kick(const sysvmq_handle *h, const sysvmq_token *token)
 {
@@ -378,7 +380,8 @@ static int sysvmq_kick(const sysvmq_handle *h, const sysvmq_token *token)
     int unreachable = 0, reachable = 0;
     pthread_mutex_lock(&sysvmq_lock);
     for (w = sysvmq_waiters.next; w != &sysvmq_waiters; w = w->next) {
-        if ((h != NULL && w->handle == h) || (token != NULL && w->token == token)) {
+        if ((h != NULL && w->handle == h) || (token != NULL && w->token == token) ||
+            (h == NULL && token == NULL && w->receiving && !pthread_equal(w->thread, pthread_self()))) {
             if (sysvmq_kick_waiter(w) >= 0)
                 reachable++;
             else
@@ -387,6 +390,35 @@ static int sysvmq_kick(const sysvmq_handle *h, const sysvmq_token *token)
     }
     pthread_mutex_unlock(&sysvmq_lock);
     return reachable == 0 && unreachable > 0 ? -EBUSY : reachable;
+}
+
+/* Once the process exits (finish.c), a receive in any thread but the one that finishes
+ * it (where atexit handlers still run) takes nothing more. */
+static int sysvmq_finishing;
+static pthread_t sysvmq_finisher;
+
+static int sysvmq_exiting_elsewhere(void)
+{
+    return __atomic_load_n(&sysvmq_finishing, __ATOMIC_SEQ_CST) && !pthread_equal(pthread_self(), sysvmq_finisher);
+}
+
+/* How many threads are inside a receive call: from its entry until what it took is
+ * recorded in its buffer (`taken`), which the exiting process waits for (finish.c). */
+static long sysvmq_receivers_inside;
+
+static void sysvmq_receive_begins(void)
+{
+    __atomic_add_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
+}
+
+static long sysvmq_receive_ends(long r)
+{
+    __atomic_sub_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
+    /* -ESHUTDOWN: the process is exiting and this thread could be stopped before Python
+     * got a message (finish.c).  It never returns: it waits for the process to end. */
+    while (r == -ESHUTDOWN)
+        pause();
+    return r;
 }
 
 static int sysvmq_is_closed(sysvmq_handle *h)

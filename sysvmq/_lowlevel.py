@@ -14,46 +14,14 @@ import sys
 from array import array
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
+from sysvmq import _exit
 from sysvmq._args import MSG_COPY, bad_type, check_send_type, deadline_ns
+from sysvmq._ctypes import ffi, lib
 from sysvmq._log import debug, report
-from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
 from sysvmq.stats import KEY_MASK, msgmax
 
-__all__ = ["CDECLS", "PLAIN", "Message", "Options", "QueueCore", "ReceiveBuffer", "new_message"]
-
-#: Every C type the package allocates, casts or measures, spelt as its modules spell them.
-#: PyPy's cffi realizes a type at its first use into a cache that has no lock: threads whose
-#: first uses of different types meet may be handed each other's type (a `sysvmq_token *`
-#: for a `sysvmq_handle *`), and keep it. So each one is realized here, once, while the
-#: import lock keeps every other thread out of the package; so is every function of `lib`.
-CDECLS = (
-    "char[]",
-    "int *",
-    "key_t *",
-    "long *",
-    "long[]",
-    "size_t *",
-    "size_t[]",
-    "struct msqid_ds *",
-    "struct sysvmq_msgbuf *",
-    "sysvmq_batch *",
-    "sysvmq_event[]",
-    "sysvmq_handle *",
-    "sysvmq_msginfo *",
-    "sysvmq_rbuf *",
-    "sysvmq_token *",
-)
-
-
-def _realize_every_type() -> None:
-    for cdecl in CDECLS:
-        ffi.new(cdecl, 1) if cdecl.endswith("[]") else ffi.new(cdecl)
-    for name in dir(lib):
-        getattr(lib, name)
-
-
-_realize_every_type()
+__all__ = ["PLAIN", "Message", "Options", "QueueCore", "ReceiveBuffer", "new_message"]
 
 _send = lib.sysvmq_send
 _receive = lib.sysvmq_receive
@@ -162,6 +130,7 @@ def _batch_buffer(h: Any, size: int, slots: int) -> BatchBuffer:
         ffi.new("long[]", slots),
     )
     batch = ffi.new("sysvmq_batch *", [h, out, size, slots, offsets, lens, types, 0])
+    _exit.watch_batch(batch)
     return BatchBuffer(batch, ffi.buffer(out, size), size, slots, arrays)
 
 
@@ -294,6 +263,7 @@ class QueueCore:
         rb = _alloc("sysvmq_rbuf *", {"mtext": self._max_size})
         rb.handle = self._h  # both live as long as this object: the buffer sits in its free list
         rb.taken = -1
+        _exit.watch_buffer(rb)
         if CPYTHON:
             fields = memoryview(ffi.buffer(rb, ffi.offsetof("sysvmq_rbuf", "mtext"))).cast("l")
         else:
@@ -338,6 +308,7 @@ class QueueCore:
         try:
             n = self._receive_loop(mtype, options, buffer, dest)
             taken = n, fields[MTYPE], b"" if dest is not _NULL else view[:n]
+            fields[TAKEN] = -1  # in Python now (see sysvmq.queue's receive)
             self._buffers.append(buffer)
             return taken
         except BaseException as error:  # see MessageQueue.receive
@@ -383,6 +354,7 @@ class QueueCore:
                 left = range(total - batch.taken, total)
                 undelivered(error, [new_message((types[i], view[offsets[i] : offsets[i] + lens[i]])) for i in left])
             raise
+        batch.taken = 0  # in Python now (see sysvmq.queue's receive)
         batches += (buffer,)  # not a call: CPython 3.11+ runs no signal handler before the return
         return messages
 

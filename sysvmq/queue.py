@@ -235,6 +235,7 @@ class MessageQueue(AsyncMethods):
             data: bytes = view[:n]
             mtype = fields[MTYPE]
             copied = True
+            fields[TAKEN] = -1  # in Python now: nothing left for an exiting process to wait for
             buffers.append(buffer)
             return data
         except BaseException as error:
@@ -291,6 +292,7 @@ class MessageQueue(AsyncMethods):
                 n = self._resume_fast_receive(n, type, timeout, buffer)
             message = new_message((fields[MTYPE], view[:n]))
             copied = True
+            fields[TAKEN] = -1  # in Python now: nothing left for an exiting process to wait for
             buffers.append(buffer)
             return message
         except BaseException as error:  # as in receive()

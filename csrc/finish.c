@@ -1,0 +1,48 @@
+/* The process exits: no thread it may stop is left holding a message.
+ *
+ * When the interpreter finalizes, a thread that returns from a system call and asks
+ * for the GIL back is stopped there (or parked for good): a message msgrcv handed it
+ * would be gone with it.  So, while atexit handlers run and threads still can:
+ *   1. a receive in any other thread takes nothing from now on: it never returns, but
+ *      waits for the process to end (sysvmq_receive_ends); one that took a message
+ *      just now returns it to the queue first (sysvmq_attempt);
+ *   2. every receive of another thread that waits in the kernel is woken to do so;
+ *   3. what a receive took before that is waited for until Python has it: its buffer's
+ *      `taken` is reset once the message is copied out (sysvmq._lowlevel).
+ * Calls in the finishing thread itself (later atexit handlers), and sends, work as
+ * before. */
+
+#define SYSVMQ_FINISH_POLL_NS 200000LL
+
+/* Whether any of the buffers still holds a message no Python code has yet. */
+static int sysvmq_held(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches)
+{
+    size_t i;
+    for (i = 0; i < nbuffers; i++)
+        if (__atomic_load_n(&buffers[i]->taken, __ATOMIC_SEQ_CST) >= 0)
+            return 1;
+    for (i = 0; i < nbatches; i++)
+        if (__atomic_load_n(&batches[i]->taken, __ATOMIC_SEQ_CST) > 0)
+            return 1;
+    return 0;
+}
+
+static int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches,
+                         double seconds)
+{
+    long long deadline = sysvmq_monotonic_ns() + (long long)(seconds * 1e9);
+    pthread_mutex_lock(&sysvmq_lock);
+    sysvmq_finisher = pthread_self();
+    __atomic_store_n(&sysvmq_finishing, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&sysvmq_lock);
+    /* Kicked again each round: a signal that came just before a waiter entered the
+     * kernel is lost (wakeup.c). */
+    while (__atomic_load_n(&sysvmq_receivers_inside, __ATOMIC_SEQ_CST) > 0 ||
+           sysvmq_held(buffers, nbuffers, batches, nbatches)) {
+        if (sysvmq_monotonic_ns() >= deadline)
+            return -ETIMEDOUT;
+        sysvmq_kick(NULL, NULL);
+        sysvmq_sleep_ns(SYSVMQ_FINISH_POLL_NS);
+    }
+    return 0;
+}

@@ -1,0 +1,53 @@
+"""What happens to a receive when the process exits: no message is lost with a thread.
+
+While the interpreter finalizes, a thread that comes back from a system call is stopped
+when it asks for the GIL back (CPython 3.9-3.13), or parked for good (3.14): a message
+msgrcv handed it then would be gone. So an ``atexit`` handler, which runs while threads
+still can, tells the C side the process is exiting (csrc/finish.c): from then on a
+receive in any other thread takes nothing (one that took a message in that instant
+returns it to the end of its queue) and waits for the process to end instead of
+returning; each one waiting in the kernel is woken to do so; and what a receive took
+just before is waited for, up to FINISH_SECONDS, until Python has copied it out of its
+buffer (the buffer's ``taken`` reset), so that it reaches the code that asked for it.
+
+The handler is registered when sysvmq is imported: atexit handlers registered later (an
+application's) run before it and may use sysvmq from any thread; handlers that run after
+it may still use sysvmq from the thread that exits, and send from any thread.
+"""
+
+import atexit
+import weakref
+from typing import Any
+
+from sysvmq._ctypes import ffi, lib
+
+__all__ = ["FINISH_SECONDS", "watch_batch", "watch_buffer"]
+
+#: How long an exiting process waits for its threads to hand over what they took.
+FINISH_SECONDS = 1.0
+
+#: Every receive buffer (``sysvmq_rbuf *``) and batch (``sysvmq_batch *``) alive.
+_buffers: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_batches: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def watch_buffer(rb: Any) -> None:
+    """Have the exiting process wait until Python has what a receive took into `rb`."""
+    _buffers.add(rb)
+
+
+def watch_batch(batch: Any) -> None:
+    """The same for a ``sysvmq_batch *``."""
+    _batches.add(batch)
+
+
+@atexit.register
+def _finish() -> None:
+    buffers, batches = list(_buffers), list(_batches)
+    lib.sysvmq_finish(
+        ffi.new("sysvmq_rbuf *[]", buffers),
+        len(buffers),
+        ffi.new("sysvmq_batch *[]", batches),
+        len(batches),
+        FINISH_SECONDS,
+    )

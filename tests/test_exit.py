@@ -1,0 +1,110 @@
+"""A process that exits while a thread of it waits in a receive loses no message.
+
+While the interpreter finalizes, a thread that comes back from a system call is stopped
+when it asks for the GIL (or parked for good): a message the kernel handed it then would
+be gone. Here a producer streams numbered messages while a consumer process is started
+and ends normally, again and again, its daemon thread waiting in a receive each time; every
+message must end up forwarded by a consumer or still in the queue, each exactly once.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import sysvmq
+
+#: How the consumer's daemon thread takes one message: `mq` is the stream.
+TAKES = {
+    "receive": "mq.receive()",
+    "receive with a timeout": "mq.receive(timeout=30)",
+    "receive_message": "mq.receive_message().data",
+    "for in": "next(messages).data",
+    "receive_many": "b''.join(mq.receive_many(1))",
+    "receive_into": "bytes(into[: mq.receive_into(into)[0]])",
+    "Queue.get": "stream.get()",
+}
+
+CONSUMER = """
+import os, sys, threading, time
+import sysvmq
+
+mq, out = (sysvmq.MessageQueue.from_id(int(msqid)) for msqid in sys.argv[1:3])
+stream = sysvmq.Queue.from_id(mq.id, serializer=None)
+messages = iter(mq)
+into = bytearray(64)
+handled = 0
+ready = threading.Event()
+
+def consume():
+    global handled
+    ready.set()
+    while True:
+        out.send({take})
+        handled += 1
+
+worker = threading.Thread(target=consume, daemon=True)
+worker.start()
+ready.wait()
+wchan = f"/proc/self/task/{{worker.native_id}}/wchan"
+end = time.monotonic() + 30
+# End normally once the thread has forwarded a few messages and waits for the next one.
+while time.monotonic() < end:
+    with open(wchan) as f:
+        if handled >= 3 and "msgrcv" in f.read():
+            break
+"""
+
+
+def clean_environment() -> dict:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+
+
+def drain(mq: sysvmq.MessageQueue) -> list:
+    taken = []
+    while True:
+        try:
+            taken.append(int(mq.receive(block=False)))
+        except sysvmq.QueueEmptyError:
+            return taken
+
+
+@pytest.mark.parametrize("take", sorted(TAKES))
+def test_consumers_that_exit_under_a_streaming_producer_lose_nothing(take, make_queue):
+    mq = make_queue(sysvmq.IPC_PRIVATE)
+    out = make_queue(sysvmq.IPC_PRIVATE)
+    sent = 0
+    stop = threading.Event()
+
+    def produce() -> None:
+        nonlocal sent
+        while not stop.is_set():
+            mq.send(b"%d" % sent, timeout=5)
+            sent += 1
+            stop.wait(0.0005)  # a steady stream, not a flood: the consumers keep up
+
+    forwarded = []
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        for _ in range(20):
+            child = subprocess.run(
+                [sys.executable, "-c", CONSUMER.format(take=TAKES[take]), str(mq.id), str(out.id)],
+                env=clean_environment(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert child.returncode == 0, child.stderr[-2000:]
+            forwarded += drain(out)
+    finally:
+        stop.set()
+        producer.join()
+    left = drain(mq)
+    everything = sorted(forwarded + left)
+    assert everything == list(range(sent)), (
+        f"lost {sorted(set(range(sent)) - set(everything))[:10]}, "
+        f"doubled {sorted(n for n in set(everything) if everything.count(n) > 1)[:10]}"
+    )

@@ -98,7 +98,8 @@ PLAIN = Options(0, -1, None)
 #: buffer over its payload room, which ``view[:n]`` copies into bytes, and a memoryview of
 #: its header as C longs (a cdata `long *` on PyPy): ``fields[TAKEN]`` and ``fields[MTYPE]`` read and write those
 #: fields for a fraction of what cdata attribute access costs. A plain tuple: the
-#: cheapest thing to unpack.
+#: cheapest thing to unpack. A buffer on the free list has ``fields[TAKEN] == -1``: every
+#: call resets it once the payload is copied out, and drops a buffer it could not.
 ReceiveBuffer = Tuple[Any, Any, Any]
 _LONG = ffi.sizeof("long")
 TAKEN = ffi.offsetof("sysvmq_rbuf", "taken") // _LONG

@@ -213,17 +213,16 @@ class MessageQueue(AsyncMethods):
         ):
             return self._receive_checked(type, flags, block, timeout, truncate, exclude)[2]
         # The common case, kept to the bone (receive_message mirrors it). The buffer is
-        # this call's alone until it is back on the free list. Its `taken`, reset here and
-        # set by C, says whether this call took a message into it: if anything raises before
-        # the payload is returned (Ctrl-C, sys.exit() in a handler, MemoryError, a tracer),
-        # the message goes back to the queue.
+        # this call's alone until it is back on the free list. Its `taken` (-1 on the free
+        # list, set by C, reset once the payload is copied out) says whether this call holds
+        # a message in it: if anything raises before the payload is returned (Ctrl-C,
+        # sys.exit() in a handler, MemoryError, a tracer), the message goes back to the queue.
         buffers = self._buffers
         try:
             buffer = buffers.pop()
         except IndexError:
             buffer = self._buffer()
         rb, view, fields = buffer
-        fields[TAKEN] = -1
         copied = False
         try:
             if timeout is not None:
@@ -243,6 +242,7 @@ class MessageQueue(AsyncMethods):
             # handler could raise first: from the copy (the buffer may be another call's now),
             # else from the buffer if this call took one into it.
             if copied:
+                fields[TAKEN] = -1
                 if _give_back_copy(self._h, mtype, data, n) < 0:
                     undelivered(error, [new_message((mtype, data))])
                 raise
@@ -281,7 +281,6 @@ class MessageQueue(AsyncMethods):
         except IndexError:
             buffer = self._buffer()
         rb, view, fields = buffer
-        fields[TAKEN] = -1
         copied = False
         try:
             if timeout is not None:
@@ -297,6 +296,7 @@ class MessageQueue(AsyncMethods):
             return message
         except BaseException as error:  # as in receive()
             if copied:
+                fields[TAKEN] = -1
                 if _give_back_copy(self._h, message[0], message[1], n) < 0:
                     undelivered(error, [message])
                 raise

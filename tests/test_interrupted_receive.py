@@ -382,3 +382,28 @@ def test_an_async_receive_interrupted_on_a_full_queue_hands_the_message_over(mq,
     sender.join(10)
     assert info.value.undelivered == [sysvmq.Message(1, b"A" * 8)]  # type: ignore[attr-defined]
     assert mq.receive_many(10, block=False) == [b"B" * 8]
+
+
+def test_every_buffer_on_the_free_list_holds_no_message(mq):
+    """What the give-back on an exception and the exiting process (sysvmq._exit) rely on:
+    a call resets its buffer's `taken` once the payload is copied out, whatever the path."""
+    from sysvmq._lowlevel import TAKEN
+
+    mq.send_many([b"a", b"bb", b"ccc", b"dddd"], 3)
+    mq.send_many([b"e" * 10, b"kept for peek"])
+    into = bytearray(16)
+    calls = [
+        lambda: mq.receive(),
+        lambda: mq.receive_message(3),
+        lambda: mq.receive(3, timeout=1),
+        lambda: mq.receive(-3, block=False),
+        lambda: mq.receive_into(into),
+        lambda: mq.peek(0),
+    ]
+    for call in calls:
+        call()
+    for call in (lambda: mq.receive(99, block=False), lambda: mq.receive(99, timeout=0.001), lambda: mq.peek(5)):
+        with pytest.raises(sysvmq.SysVMQError):
+            call()
+    assert mq._buffers, "the calls returned their buffers"
+    assert [fields[TAKEN] for _, _, fields in mq._buffers] == [-1] * len(mq._buffers)

@@ -57,4 +57,3 @@ def test_the_exceptions_and_the_async_layer_stand_alone():
 def test_the_library_never_imports_its_tools():
     library = {name: deps for name, deps in GRAPH.items() if not name.startswith(("sysvmq.tools", "sysvmq.__main__"))}
     assert not {dep for deps in library.values() for dep in deps if dep.startswith("sysvmq.tools")}
-

@@ -8,10 +8,10 @@ their meaningful range a ValueError. Keyword options (`block`, `timeout`,
 
 import builtins
 import math
-import operator
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional, Tuple
 
+from sysvmq._integers import INT_MAX, check_int, type_name
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.stats import msgmax
 
@@ -20,8 +20,6 @@ LONG_MIN: int = lib.SYSVMQ_LONG_MIN
 KEY_BITS = ffi.sizeof("key_t") * 8
 KEY_MIN = -(1 << (KEY_BITS - 1))
 KEY_MAX = (1 << KEY_BITS) - 1
-INT_MAX = (1 << 31) - 1
-INT_MIN = -(1 << 31)
 UINT32_MAX = (1 << 32) - 1
 SSIZE_LIMIT = 1 << (ffi.sizeof("size_t") * 8 - 1)  # ssize_t: -SSIZE_LIMIT .. SSIZE_LIMIT - 1
 OPEN_FLAG_BITS = lib.IPC_CREAT | lib.IPC_EXCL | 0o777
@@ -33,27 +31,6 @@ FOREVER_NS = 1 << 62  # deadlines further out than ~146 years mean "no deadline"
 FOREVER_S = FOREVER_NS // 10**9
 
 exact_type = builtins.type  # for modules whose methods take a parameter named `type`
-
-
-def type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def check_int(name: str, value: Any, low: int, high: int, c_low: int = INT_MIN, c_high: int = INT_MAX) -> int:
-    """`value` as an int in low..high, by one rule for every argument of every call.
-
-    Integers are what ``operator.index`` takes (int, bool, numpy integers), never a
-    float or a Decimal. OverflowError for a value the C type (c_low..c_high) cannot
-    hold, ValueError for one it can hold that is out of the meaningful range.
-    """
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type_name(value)}") from None
-    if not low <= number <= high:
-        kind = ValueError if c_low <= number <= c_high else OverflowError
-        raise kind(f"{name} must be in {low}..{high}, not {number}")
-    return number
 
 
 def check_key(key: Any) -> int:

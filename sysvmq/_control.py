@@ -5,7 +5,8 @@ import errno
 import os
 from typing import Optional, Tuple, TypeVar
 
-from sysvmq._args import INT_MAX, INT_MIN, OPEN_FLAG_BITS, UINT32_MAX, check_flags, check_int, check_key
+from sysvmq._args import OPEN_FLAG_BITS, UINT32_MAX, check_flags, check_key
+from sysvmq._integers import INT_MAX, INT_MIN, check_int
 from sysvmq._log import report
 from sysvmq._lowlevel import QueueCore
 from sysvmq._sysvmq_cffi import ffi, lib

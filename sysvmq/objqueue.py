@@ -12,8 +12,9 @@ import pickle
 import types
 from typing import Any, Optional, Protocol, Tuple, TypeVar
 
-from sysvmq._args import check_int, check_send_type, exact_type, receive_options, type_name
+from sysvmq._args import check_send_type, exact_type, receive_options
 from sysvmq._control import ClosesOnExit
+from sysvmq._integers import check_int, type_name
 from sysvmq._lowlevel import PLAIN, Options, new_message, undelivered
 from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import (

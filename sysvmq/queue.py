@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, TypeVar,
 
 from sysvmq import wakeup
 from sysvmq._args import (
-    INT_MAX,
-    INT_MIN,
     LONG_MAX,
     LONG_MIN,
     SSIZE_LIMIT,
     as_bytes,
     bad_type,
-    check_int,
     check_key,
     check_max_size,
     check_receive_type,
@@ -31,6 +28,7 @@ from sysvmq._args import (
 )
 from sysvmq._asyncmethods import AsyncMethods
 from sysvmq._control import key_of, open_flags, open_queue
+from sysvmq._integers import INT_MAX, INT_MIN, check_int, type_name
 from sysvmq._lowlevel import MTYPE, PLAIN, TAKEN, Message, Options, new_message, undelivered, undelivered_in
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.iteration import Messages

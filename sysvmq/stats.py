@@ -6,6 +6,7 @@ import errno
 import os
 from typing import Any, List, Union
 
+from sysvmq._integers import INT_MAX, INT_MIN, check_int
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import error_for
 
@@ -156,8 +157,7 @@ def ftok(path: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"], proj
     low 16 bits of the inode and 8 of the device count, and a new file that reuses
     an inode gets the old file's key.
     """
-    if isinstance(proj_id, bool) or not isinstance(proj_id, int):
-        raise TypeError(f"proj_id must be an int, not {type(proj_id).__name__}")
+    proj_id = check_int("proj_id", proj_id, INT_MIN, INT_MAX)
     if not 1 <= proj_id <= 255:
         raise ValueError(f"proj_id must be 1..255 (ftok uses its low 8 bits), not {proj_id}")
     raw = os.fsencode(path)

@@ -37,6 +37,7 @@ import signal
 from typing import Union
 
 from sysvmq import _log
+from sysvmq._integers import INT_MAX, INT_MIN, check_int, type_name
 from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import SysVMQError
 
@@ -84,9 +85,13 @@ def set_wakeup_signal(signum: Union[int, str]) -> int:
 
 def _set(signum: Union[int, str], how: str) -> int:
     global _configured
-    number = signal_from_name(signum) if isinstance(signum, str) else signum
-    if isinstance(number, bool) or not isinstance(number, int):
-        raise TypeError(f"signum must be an int or a signal name, not {type(signum).__name__}")
+    if isinstance(signum, str):
+        number = signal_from_name(signum)
+    else:
+        try:
+            number = check_int("signum", signum, INT_MIN, INT_MAX)
+        except TypeError:
+            raise TypeError(f"signum must be an int or a signal name, not {type_name(signum)}") from None
     if number <= 0:
         raise ValueError(f"signal {number} is no signal")
     chosen = _claim(number)

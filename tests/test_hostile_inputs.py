@@ -170,6 +170,48 @@ def test_a_type_beyond_a_c_long_is_an_overflow_everywhere(mq, call, value):
         call(mq, value)
 
 
+def numpy_int64(value: int):
+    numpy = pytest.importorskip("numpy", reason="numpy is not installed")
+    return numpy.int64(value)
+
+
+INTEGER_KINDS = {"bool": lambda v: bool(v), "__index__": Index, "numpy.int64": numpy_int64}
+
+
+@pytest.mark.parametrize("make", INTEGER_KINDS.values(), ids=INTEGER_KINDS.keys())
+def test_ftok_takes_its_project_id_by_the_integer_rule(tmp_path, make):
+    path = tmp_path / "keyfile"
+    path.write_text("x")
+    assert sysvmq.ftok(path, make(1)) == sysvmq.ftok(path, 1)
+    with pytest.raises(ValueError, match=r"1\.\.255"):
+        sysvmq.ftok(path, make(0))
+
+
+@pytest.mark.parametrize("make", [Index, numpy_int64], ids=["__index__", "numpy.int64"])
+def test_set_wakeup_signal_takes_its_number_by_the_integer_rule(mq, make):
+    current = sysvmq.wakeup_signal()
+    assert sysvmq.set_wakeup_signal(make(current)) == current
+    with pytest.raises(ValueError, match="no signal"):
+        sysvmq.set_wakeup_signal(make(0))
+
+
+def test_set_wakeup_signal_takes_a_bool_as_the_int_it_is():
+    with pytest.raises(ValueError, match="signal 1 cannot be the wake-up signal"):
+        sysvmq.set_wakeup_signal(True)  # SIGHUP: an int, not a type error
+    with pytest.raises(ValueError, match="no signal"):
+        sysvmq.set_wakeup_signal(False)
+
+
+@pytest.mark.parametrize(
+    "call, value",
+    [(lambda v: sysvmq.ftok(".", v), 2**31), (sysvmq.set_wakeup_signal, 2**31)],
+    ids=["ftok", "set_wakeup_signal"],
+)
+def test_a_number_beyond_a_c_int_is_an_overflow(call, value):
+    with pytest.raises(OverflowError):
+        call(value)
+
+
 def test_a_huge_timeout_waits_like_none(mq):
     mq.send(b"there")
     assert mq.receive(timeout=10**400) == b"there"

@@ -8,6 +8,7 @@ their meaningful range a ValueError. Keyword options (`block`, `timeout`,
 
 import builtins
 import math
+import numbers
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional, Tuple
 
@@ -66,19 +67,46 @@ def check_flags(flags: Any, allowed: int, call: str) -> int:
     return value
 
 
+def timeout_seconds(timeout: Any) -> float:
+    """`timeout` (not None) as seconds, by the rule ``queue.Queue`` follows: any real number.
+
+    ``numbers.Real`` is what ``queue.Queue`` computes deadlines with: int (bool too, as
+    for every integer argument), float, Fraction, numpy scalars. A Decimal is no Real
+    (``queue.Queue`` fails on it too). Only ``float()`` is asked of the value, as
+    ``time.sleep()`` does; one too large for a float waits forever, like ``math.inf``.
+    """
+    if exact_type(timeout) is float or exact_type(timeout) is int:
+        seconds = timeout
+    elif isinstance(timeout, numbers.Real):
+        try:
+            seconds = float(timeout)
+        except OverflowError:  # an int or Fraction beyond a float: only its sign matters
+            seconds = -math.inf if timeout < 0 else math.inf
+    else:
+        raise TypeError(
+            f"timeout must be a real number of seconds (int, float, Fraction, numpy scalar) or None, "
+            f"not {type_name(timeout)}"
+        )
+    if seconds != seconds:  # NaN; math.isnan() would overflow on a huge int
+        raise ValueError("timeout must not be NaN")
+    if seconds < 0:
+        raise ValueError(f"timeout must be >= 0 seconds, not {timeout}")
+    return seconds
+
+
+def seconds_text(timeout: Any) -> str:
+    """A checked `timeout` as error messages print it: seconds, whatever its type (not True or 1/10)."""
+    return str(timeout if exact_type(timeout) is float or exact_type(timeout) is int else timeout_seconds(timeout))
+
+
 def deadline_ns(timeout: Any) -> int:
-    """The CLOCK_MONOTONIC deadline for `timeout` seconds; -1 for None (forever)."""
+    """The CLOCK_MONOTONIC deadline for `timeout` seconds; -1 for None, inf or too far out (forever)."""
     if timeout is None:
         return -1
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
-    if isinstance(timeout, float) and math.isnan(timeout):
-        raise ValueError("timeout must not be NaN")
-    if timeout < 0:
-        raise ValueError(f"timeout must be >= 0 seconds, not {timeout}")
-    if timeout >= FOREVER_S:  # also an int too large for a float
+    seconds = timeout_seconds(timeout)
+    if seconds >= FOREVER_S:
         return -1
-    return int(lib.sysvmq_monotonic_ns() + timeout * 1e9)
+    return int(lib.sysvmq_monotonic_ns() + seconds * 1e9)
 
 
 def _blocking(flags: int, block: bool, timeout: Any) -> Tuple[int, int]:

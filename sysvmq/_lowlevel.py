@@ -15,7 +15,7 @@ from array import array
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from sysvmq import _exit
-from sysvmq._args import MSG_COPY, bad_type, check_send_type, deadline_ns
+from sysvmq._args import MSG_COPY, bad_type, check_send_type, deadline_ns, seconds_text
 from sysvmq._ctypes import ffi, lib
 from sysvmq._log import debug, report
 from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
@@ -180,7 +180,7 @@ class QueueCore:
     def _error(self, err: int, what: str, timeout: Optional[float] = None) -> SysVMQError:
         report()  # a call that fails is a slow path: say what the wait machinery noted
         if err == errno.ETIMEDOUT:
-            return error_for(err, what, f"nothing happened within the timeout of {timeout} s")
+            return error_for(err, what, f"nothing happened within the timeout of {seconds_text(timeout)} s")
         if err == errno.EAGAIN:
             return error_for(err, what, "the queue is full (block=False)")
         if err == errno.ENOMSG:

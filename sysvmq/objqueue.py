@@ -12,7 +12,7 @@ import pickle
 import types
 from typing import Any, Optional, Protocol, Tuple, TypeVar
 
-from sysvmq._args import check_send_type, exact_type, receive_options
+from sysvmq._args import check_send_type, exact_type, receive_options, seconds_text
 from sysvmq._control import ClosesOnExit
 from sysvmq._integers import check_int, type_name
 from sysvmq._lowlevel import PLAIN, Options, new_message, undelivered
@@ -272,7 +272,8 @@ class Queue(ClosesOnExit):
                     self._send(data, self._type, timeout=timeout)
                 except QueueTimeoutError:
                     raise QueueFullError(
-                        errno.ETIMEDOUT, f"put to {self._where()}: no room within the timeout of {timeout} s"
+                        errno.ETIMEDOUT,
+                        f"put to {self._where()}: no room within the timeout of {seconds_text(timeout)} s",
                     ) from None
         except MessageTooLargeError as e:
             what = (
@@ -321,7 +322,8 @@ class Queue(ClosesOnExit):
                     raise QueueEmptyError(e.errno, f"get from {self._where()}: nothing waiting") from None
                 if isinstance(e, QueueTimeoutError):
                     raise QueueEmptyError(
-                        errno.ETIMEDOUT, f"get from {self._where()}: nothing arrived within the timeout of {timeout} s"
+                        errno.ETIMEDOUT,
+                        f"get from {self._where()}: nothing arrived within the timeout of {seconds_text(timeout)} s",
                     ) from None
                 raise
             try:

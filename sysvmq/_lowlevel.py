@@ -1,9 +1,8 @@
-"""The layer that speaks cdata: receive buffers, the general send and receive loops
-(PEP 475 retries, errors), batches, zero-copy, peek and the async wait.
+"""The layer that speaks cdata: receive buffers, the general send and receive loops (PEP 475 retries, errors),
+batches, zero-copy, peek and the async wait.
 
-``QueueCore`` holds a handle's C state; ``MessageQueue`` (sysvmq.queue) derives from
-it and adds the public methods, with the hand-tuned single-message paths. Arguments
-reach this layer already checked (sysvmq._args).
+``QueueCore`` holds a handle's C state; ``MessageQueue`` (sysvmq.queue) derives from it and adds the public
+methods, with the hand-tuned single-message paths. Arguments reach this layer already checked (sysvmq._args).
 """
 
 import collections
@@ -47,6 +46,11 @@ _SPLITTERS_MAX = 64
 #: Batches of more messages are cut by slicing: a Struct costs ~32 bytes per message, and the
 #: system calls dominate such batches anyway.
 _SPLIT_MAX = 1024
+_PEEK_ERRORS = {  # what peek() says of the errors only it meets; others as any call's
+    errno.ENOMSG: "the queue holds fewer than {count} messages",
+    errno.ENOSYS: "this kernel was built without CONFIG_CHECKPOINT_RESTORE",
+    errno.E2BIG: "that message is larger than max_size={max_size} bytes; peek with a handle of a larger max_size",
+}
 
 
 class Message(NamedTuple):
@@ -367,12 +371,9 @@ class QueueCore:
         rb, view, fields = buffer
         try:
             n = _receive(rb, self._max_size, index, MSG_COPY | lib.IPC_NOWAIT, -1, _NULL, _NULL)
-            if n == -errno.ENOMSG:
-                raise error_for(errno.ENOMSG, what, f"the queue holds fewer than {index + 1} messages")
-            if n == -errno.ENOSYS:
-                raise error_for(errno.ENOSYS, what, "this kernel was built without CONFIG_CHECKPOINT_RESTORE")
             if n < 0:
-                raise self._receive_error(-n, None)
+                hint = _PEEK_ERRORS.get(-n, "").format(count=index + 1, max_size=self._max_size)
+                raise error_for(-n, what, hint) if hint else self._error(-n, what)
             return new_message((fields[MTYPE], view[:n]))
         finally:
             self._buffers.append(buffer)

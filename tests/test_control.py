@@ -96,6 +96,40 @@ def test_close_is_per_handle_and_idempotent(mq):
     assert "closed" in repr(other)
 
 
+# Every call on a closed handle, and the operation its error must name.
+ON_A_CLOSED_HANDLE = {
+    "send": (lambda mq: mq.send(b"x"), "send to"),
+    "send_many": (lambda mq: mq.send_many([b"x"]), "send to"),
+    "receive": (lambda mq: mq.receive(timeout=1), "receive from"),
+    "receive_message": (lambda mq: mq.receive_message(), "receive from"),
+    "receive_into": (lambda mq: mq.receive_into(bytearray(8)), "receive from"),
+    "receive_many": (lambda mq: mq.receive_many(5), "receive from"),
+    "peek": (lambda mq: mq.peek(3), "peek at message 3 of"),
+    "stats": (lambda mq: mq.stats(), "stat"),
+    "set": (lambda mq: mq.set(mode=0o600), "set"),
+    "destroy": (lambda mq: mq.destroy(), "destroy"),
+}
+
+
+@pytest.mark.parametrize("call, operation", ON_A_CLOSED_HANDLE.values(), ids=ON_A_CLOSED_HANDLE.keys())
+def test_an_error_on_a_closed_handle_names_the_operation(mq, call, operation):
+    mq.send(b"kept")
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    other.close()
+    with pytest.raises(sysvmq.QueueClosedError, match=rf"^\[Errno {errno.EBADF}\] .*: {operation} queue key=0x"):
+        call(other)
+    assert mq.stats().count == 1
+
+
+@pytest.mark.skipif(not hasattr(sysvmq, "MSG_COPY"), reason="MSG_COPY is Linux's")
+def test_peek_at_a_message_larger_than_max_size_says_how_to_peek_at_it(mq):
+    mq.send(b"x" * 100)
+    small = sysvmq.MessageQueue.from_id(mq.id, max_size=10)
+    with pytest.raises(sysvmq.MessageTooLargeError, match=r"peek at message 0 of .*max_size=10 bytes; peek with"):
+        small.peek(0)
+    assert mq.stats().count == 1
+
+
 def test_limits_match_proc(limits):
     for name in ("msgmax", "msgmnb", "msgmni"):
         with open(f"/proc/sys/kernel/{name}") as f:

@@ -26,6 +26,10 @@ def check_int(name: str, value: Any, low: int, high: int, c_low: int = INT_MIN, 
         number = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, not {type_name(value)}") from None
+    if type(number) is not int:
+        # PyPy's operator.index returns a bool or another int subclass as it is, whose
+        # comparisons may lie; int.__add__ reads its value alone (int() would ask __int__).
+        number = int.__add__(number, 0)
     if not low <= number <= high:
         kind = ValueError if c_low <= number <= c_high else OverflowError
         raise kind(f"{name} must be in {low}..{high}, not {number}")

@@ -212,6 +212,32 @@ def test_a_number_beyond_a_c_int_is_an_overflow(call, value):
         call(value)
 
 
+class LyingInt(int):
+    """An int whose comparisons say it is in any range (PyPy's operator.index returns it as it is)."""
+
+    def __lt__(self, other):
+        return False
+
+    __gt__ = __lt__
+
+    def __le__(self, other):
+        return True
+
+    __ge__ = __le__
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda mq, v: mq.receive_many(v), lambda mq, v: sysvmq.ftok(".", v)],
+    ids=["receive_many", "ftok"],
+)
+def test_an_int_subclass_is_judged_by_its_value_not_its_comparisons(mq, call):
+    mq.send(b"sentinel")
+    with pytest.raises(ValueError):
+        call(mq, LyingInt(0))
+    assert mq.stats().count == 1
+
+
 def test_a_huge_timeout_waits_like_none(mq):
     mq.send(b"there")
     assert mq.receive(timeout=10**400) == b"there"

@@ -1,0 +1,130 @@
+"""gevent: blocking calls wait in gevent's thread pool, as the README says, and then
+other greenlets run, close() from a greenlet wakes them, and messages arrive.
+
+Each story runs in a child Python with ``gevent.monkey.patch_all()`` and a clean
+environment; the child prints what it saw as JSON.
+"""
+
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+import sysvmq
+
+CHILD = r"""
+import glob, json, sys, time
+from gevent import monkey
+monkey.patch_all()
+import gevent
+import sysvmq
+
+
+def until_a_thread_sleeps_in_msgrcv():
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for path in glob.glob("/proc/self/task/*/wchan"):
+            try:
+                with open(path) as f:
+                    if "msgrcv" in f.read():
+                        return
+            except OSError:
+                pass
+        gevent.sleep(0.001)
+    raise AssertionError("no thread sleeps in msgrcv")
+
+
+ticks = 0
+
+
+def ticker():
+    global ticks
+    while True:
+        gevent.sleep(0.01)
+        ticks += 1
+
+
+def timed_out_receive(receive):
+    # How many times the ticker ticked, and how long it took, while `receive` timed out.
+    before, start = ticks, time.monotonic()
+    try:
+        receive()
+    except sysvmq.QueueTimeoutError:
+        return {"ticks": ticks - before, "seconds": time.monotonic() - start}
+    raise AssertionError("the receive did not time out")
+
+
+mq = sysvmq.MessageQueue.from_id(int(sys.argv[1]))
+pool = gevent.get_hub().threadpool
+# gevent prints every exception a pool call raises, then raises it in the caller too:
+# the ones this program expects are no news.
+gevent.get_hub().NOT_ERROR += (sysvmq.QueueTimeoutError, sysvmq.QueueClosedError)
+gevent.spawn(ticker)
+gevent.sleep(0.05)  # the ticker is under way
+seen = {}
+seen["direct"] = timed_out_receive(lambda: mq.receive(timeout=0.3))
+seen["pool"] = timed_out_receive(lambda: pool.apply(mq.receive, kwds={"timeout": 1.0}))
+
+other = sysvmq.MessageQueue.from_id(mq.id)
+waiting = pool.spawn(other.receive)
+until_a_thread_sleeps_in_msgrcv()
+start = time.monotonic()
+gevent.spawn(other.close).join()
+try:
+    waiting.get(timeout=10)
+except sysvmq.QueueClosedError:
+    seen["closed"] = {"seconds": time.monotonic() - start}
+
+waiting = pool.spawn(mq.receive, 7)
+until_a_thread_sleeps_in_msgrcv()
+print("waiting", flush=True)
+seen["received"] = waiting.get(timeout=30).decode()
+print(json.dumps(seen), flush=True)
+"""
+
+
+def need_gevent() -> None:
+    """gevent is in the test extra on CPython; on PyPy, which it has no wheel for, it is optional.
+    Only the child imports it: monkey-patching belongs to a process of its own."""
+    if importlib.util.find_spec("gevent") is None:
+        if platform.python_implementation() == "PyPy":
+            pytest.skip("gevent is not installed (the test extra installs it on CPython only: no PyPy wheel)")
+        pytest.fail("gevent is not installed: pip install '.[test]'")
+
+
+def test_blocking_calls_in_gevents_thread_pool_let_greenlets_run_and_close(mq):
+    need_gevent()
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(mq.id)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        assert first == "waiting\n", first + child.communicate(timeout=30)[1]
+        mq.send(b"from another process", type=7)  # the child waits in a pool thread, this process sends
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err
+    assert err == ""  # nothing printed: the expected errors reached their callers only
+    seen = json.loads(out)
+    # Called directly, a receive holds the one thread every greenlet shares: no tick.
+    assert seen["direct"]["ticks"] <= 1
+    # Through the pool, the ticker runs on (100 ticks in a second, without load).
+    assert seen["pool"]["ticks"] >= 50 and 0.9 <= seen["pool"]["seconds"] < 5
+    assert seen["closed"]["seconds"] < 5
+    assert seen["received"] == "from another process"
+    assert mq.stats().count == 0
+    with pytest.raises(sysvmq.QueueEmptyError):
+        mq.receive(block=False)

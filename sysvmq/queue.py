@@ -28,7 +28,7 @@ from sysvmq._args import (
 )
 from sysvmq._asyncmethods import AsyncMethods
 from sysvmq._control import key_of, open_flags, open_queue
-from sysvmq._integers import INT_MAX, INT_MIN, check_int, type_name
+from sysvmq._integers import INT_MAX, INT_MIN, check_int
 from sysvmq._lowlevel import MTYPE, PLAIN, TAKEN, Message, Options, new_message, undelivered, undelivered_in
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.iteration import Messages

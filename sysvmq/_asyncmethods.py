@@ -1,6 +1,7 @@
 """The async methods of MessageQueue (asyncio, trio, anyio), on top of its C state and
 control methods; sysvmq.aio runs the waits in worker threads."""
 
+import errno
 from typing import TYPE_CHECKING, Optional, Union
 
 from sysvmq import aio
@@ -8,6 +9,7 @@ from sysvmq._args import as_bytes, check_receive_type, check_send_type, exact_ty
 from sysvmq._control import QueueControl
 from sysvmq._lowlevel import Message, Options, new_message, undelivered
 from sysvmq._sysvmq_cffi import lib
+from sysvmq.aioline import receive_in_line
 from sysvmq.errors import QueueEmptyError, QueueFullError
 
 if TYPE_CHECKING:
@@ -60,26 +62,35 @@ class AsyncMethods(QueueControl):
 
         A worker thread only waits until a matching message is there, taking none;
         the message is taken here, in the event loop's thread, by the coroutine
-        that returns it.
+        that returns it. The receives of one event loop that select the same
+        messages wait in line behind one such thread and are served in order
+        (sysvmq.aioline); each keeps its own `timeout`.
         """
         mtype = check_receive_type(type)
-        options = Options(*receive_options(mtype, 0, True, timeout, truncate, exclude), timeout)
-        now = options._replace(flags=options.flags | lib.IPC_NOWAIT, deadline=-1)
+        flags, _ = receive_options(mtype, 0, True, timeout, truncate, exclude)  # checks timeout too
         if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
             await aio.checkpoint()
-        while True:
-            taken = None
-            try:
-                taken = self._receive_one(mtype, now)
-                return new_message(taken[1:])
-            except QueueEmptyError:
-                pass  # nothing there yet, or another receiver was first
-            except BaseException as error:
-                # A handler raised between the take and the return (see MessageQueue.receive):
-                # the message goes back to the queue, by the first call made here.
-                if taken is not None and lib.sysvmq_give_back_copy(self._h, taken[1], taken[2], taken[0]) < 0:
-                    undelivered(error, [new_message(taken[1:])])
-                raise
-            handed = await aio.in_thread(lambda token: self._await_message(mtype, options, token), self._give_back)
-            if handed is not None:
-                return handed
+        return await receive_in_line(
+            (self._h, mtype, flags),
+            lambda: self._take_now(mtype, flags),
+            lambda token: self._await_message(mtype, Options(flags, -1, None), token),
+            self._give_back,
+            timeout,
+            lambda: self._receive_error(errno.ETIMEDOUT, timeout),
+        )
+
+    def _take_now(self, mtype: int, flags: int) -> Message:
+        """The message `mtype` selects, if one is waiting (else QueueEmptyError), taken with
+        IPC_NOWAIT in the event loop's thread by the coroutine that returns it."""
+        taken = None
+        try:
+            taken = self._receive_one(mtype, Options(flags | lib.IPC_NOWAIT, -1, None))
+            return new_message(taken[1:])
+        except QueueEmptyError:
+            raise
+        except BaseException as error:
+            # A handler raised between the take and the return (see MessageQueue.receive):
+            # the message goes back to the queue, by the first call made here.
+            if taken is not None and lib.sysvmq_give_back_copy(self._h, taken[1], taken[2], taken[0]) < 0:
+                undelivered(error, [new_message(taken[1:])])
+            raise

@@ -1,8 +1,11 @@
 """asyncio and trio for System V queues, with no message ever lost to cancellation.
 
 The kernel offers no file descriptor to wait on, so a call that has to wait runs
-in a thread of its own while the event loop goes on. A message that is already
-there (or room to send) is taken straight from the event loop with IPC_NOWAIT.
+in a worker thread while the event loop goes on: a send in a thread of its own, a
+receive in line with the other receives of its event loop that select the same
+messages, behind the one thread that waits for them all (sysvmq.aioline). A message
+that is already there (or room to send) is taken straight from the event loop with
+IPC_NOWAIT.
 
 A waiting receive never takes a message in its worker thread: the thread waits
 until a matching message is there and leaves it in the queue (a blocking
@@ -18,7 +21,8 @@ Cancellation (``task.cancel()``, ``asyncio.wait_for``, a task group; a trio or
 anyio cancel scope) sets the worker call's token and sends the thread the wake-up
 signal, again every millisecond until the thread has left the system call; the
 cancelled coroutine does not finish before that, so once it has finished it
-touches the queue no more.
+touches the queue no more. A cancelled receive leaves its line; the last one to
+leave stops the line's worker in this way.
 
 The running library is found without importing one: asyncio if this thread runs
 an asyncio event loop, else trio if it runs a trio task (anyio runs on either).
@@ -41,13 +45,13 @@ from sysvmq._log import report
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import ResourceLimitError
 
-__all__ = ["checkpoint", "in_thread", "running_asyncio_loop"]
+__all__ = ["REKICK_SECONDS", "checkpoint", "in_thread", "outcome_of", "running_asyncio_loop", "running_trio", "submit"]
 
 _T = TypeVar("_T")
 _Outcome = Tuple[bool, Any]  # (succeeded, value or exception)
 
 #: How often a cancelled call's thread is signalled again until it has left the kernel.
-_REKICK_SECONDS = 0.001
+REKICK_SECONDS = 0.001
 #: How long a worker thread waits for another call before it exits.
 _IDLE_SECONDS = 10.0
 
@@ -103,6 +107,8 @@ class _Workers:
 
 
 _workers = _Workers()
+#: Run a job (a callable of no arguments) on a worker thread; ResourceLimitError if none can start.
+submit = _workers.submit
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_workers.forget_threads)
 
@@ -112,17 +118,11 @@ def _settle(done: "asyncio.Future[_Outcome]", outcome: _Outcome) -> None:
         done.set_result(outcome)
 
 
-def _give_back_outcome(outcome: _Outcome, give_back: Callable[[Any], bool]) -> bool:
-    """Hand what a call returned to `give_back`: whether nothing is left to deliver."""
-    succeeded, value = outcome
-    return not succeeded or give_back(value)
-
-
 #: The asyncio loop this thread runs, or None: callers skip checkpoint() when there is one.
 running_asyncio_loop = asyncio._get_running_loop
 
 
-def _running_trio() -> Optional[ModuleType]:
+def running_trio() -> Optional[ModuleType]:
     """trio, if this thread runs a trio task (trio is never imported here)."""
     trio = sys.modules.get("trio")
     if trio is None:
@@ -142,29 +142,27 @@ async def checkpoint() -> None:
     nothing: a call that need not wait never leaves the event loop's thread.
     """
     if asyncio._get_running_loop() is None:
-        trio = _running_trio()
+        trio = running_trio()
         if trio is not None:
             await trio.lowlevel.checkpoint()
 
 
-async def in_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T], bool]] = None) -> _T:
+async def in_thread(call: Callable[[Any], _T]) -> _T:
     """Run `call(token)` on a worker thread; on cancellation stop it, then re-raise.
 
     `call` takes the sysvmq_token that cancels it, and must leave the queue as it
-    found it when it fails or is cancelled. What it returns after its caller is gone
-    (cancelled, or the loop closed) goes to `give_back`, which returns the message it
-    holds to the queue if it can: if it cannot, the cancelled caller gets the value
-    after all, rather than the message being lost. Runs under asyncio or trio.
+    found it when it fails or is cancelled. Runs under asyncio or trio. (Receives
+    wait in line instead, sysvmq.aioline: one thread for many.)
     """
     if asyncio._get_running_loop() is not None:
-        return await _in_asyncio_thread(call, give_back)
-    trio = _running_trio()
+        return await _in_asyncio_thread(call)
+    trio = running_trio()
     if trio is not None:
-        return await _in_trio_thread(trio, call, give_back)
+        return await _in_trio_thread(trio, call)
     raise RuntimeError("sysvmq's async calls run under asyncio or trio (anyio on either), and this thread runs neither")
 
 
-def _outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:
+def outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:
     try:
         outcome: _Outcome = (True, call(token))
     except BaseException as e:  # delivered to the awaiting coroutine
@@ -176,20 +174,19 @@ def _outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:
     return outcome
 
 
-async def _in_asyncio_thread(call: Callable[[Any], _T], give_back: Optional[Callable[[_T], bool]]) -> _T:
+async def _in_asyncio_thread(call: Callable[[Any], _T]) -> _T:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[_Outcome] = loop.create_future()
     token = ffi.new("sysvmq_token *")
 
     def work() -> None:
-        outcome = _outcome_of(call, token)
+        outcome = outcome_of(call, token)
         try:
             loop.call_soon_threadsafe(_settle, done, outcome)
         except RuntimeError:  # the loop is closed: nobody awaits the outcome
-            if give_back is not None:
-                _give_back_outcome(outcome, give_back)
+            pass
 
-    _workers.submit(work)
+    submit(work)
     try:
         succeeded, value = await asyncio.shield(done)
     except asyncio.CancelledError:
@@ -197,44 +194,35 @@ async def _in_asyncio_thread(call: Callable[[Any], _T], give_back: Optional[Call
             if lib.sysvmq_cancel(token) < 0:
                 break  # no signal can reach the thread; it leaves when the queue changes
             try:
-                await asyncio.wait({done}, timeout=_REKICK_SECONDS)
+                await asyncio.wait({done}, timeout=REKICK_SECONDS)
             except asyncio.CancelledError:
                 pass  # cancelled again: still wait for the thread, then re-raise once
-        if give_back is not None:
-            if not done.done():
-                done.add_done_callback(lambda f: _give_back_outcome(f.result(), give_back))
-            elif not _give_back_outcome(done.result(), give_back):
-                return done.result()[1]  # type: ignore[no-any-return]  # not lost: this caller has it
         raise
     if not succeeded:
         raise value
     return value  # type: ignore[no-any-return]
 
 
-async def _in_trio_thread(trio: Any, call: Callable[[Any], _T], give_back: Optional[Callable[[_T], bool]]) -> _T:
+async def _in_trio_thread(trio: Any, call: Callable[[Any], _T]) -> _T:
     """in_thread under trio: the worker reports through the run's token; a cancelled
     (or interrupted) wait stops the worker, in a shielded scope, before it re-raises."""
     trio_token = trio.lowlevel.current_trio_token()
     done = trio.Event()
     token = ffi.new("sysvmq_token *")
     outcome: List[_Outcome] = []  # set in trio's thread, once
-    abandoned = False  # the caller left before the outcome came: give it back on arrival
 
     def settle(result: _Outcome) -> None:  # in trio's thread; must not raise
         outcome.append(result)
         done.set()
-        if abandoned and give_back is not None:
-            _give_back_outcome(result, give_back)
 
     def work() -> None:
-        result = _outcome_of(call, token)
+        result = outcome_of(call, token)
         try:
             trio_token.run_sync_soon(settle, result)
         except trio.RunFinishedError:  # the run is over: nobody awaits the outcome
-            if give_back is not None:
-                _give_back_outcome(result, give_back)
+            pass
 
-    _workers.submit(work)
+    submit(work)
     try:
         await done.wait()
     except BaseException:  # trio.Cancelled, or KeyboardInterrupt delivered here
@@ -242,13 +230,8 @@ async def _in_trio_thread(trio: Any, call: Callable[[Any], _T], give_back: Optio
             while not done.is_set():
                 if lib.sysvmq_cancel(token) < 0:
                     break  # no signal can reach the thread; it leaves when the queue changes
-                with trio.move_on_after(_REKICK_SECONDS):
+                with trio.move_on_after(REKICK_SECONDS):
                     await done.wait()
-        if give_back is not None:
-            if not outcome:
-                abandoned = True
-            elif not _give_back_outcome(outcome[0], give_back):
-                return outcome[0][1]  # type: ignore[no-any-return]  # not lost: this caller has it
         raise
     succeeded, value = outcome[0]
     if not succeeded:

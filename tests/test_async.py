@@ -1,6 +1,7 @@
 """asyncio: the event loop never blocks, and cancellation never loses a message."""
 
 import asyncio
+import collections
 import gc
 import os
 import random
@@ -455,3 +456,113 @@ def test_a_call_cancelled_twice_still_waits_for_its_worker_and_raises_once(mq):
         return mq.stats().count
 
     assert run(main()) == 1  # the worker had left: it took nothing afterwards
+
+
+# ---- one waiting thread per line: many receives of one type ----
+
+CLEAN_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+
+SENDER = """
+import sys, sysvmq
+mq = sysvmq.MessageQueue.from_id(int(sys.argv[1]))
+for i in range(int(sys.argv[2])):
+    mq.send(b"%d" % i, 1)
+"""
+
+WAITERS = 300
+
+
+def threads_now():
+    """The threads of this process, as the kernel counts them (the C helper thread too)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
+def threads_in_msgrcv():
+    """How many threads of this process sleep in the kernel's msgrcv."""
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/wchan") as f:
+                count += f.read() == "do_msgrcv"
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return count
+
+
+def start_sender(mq, count):
+    return subprocess.Popen([sys.executable, "-c", SENDER, str(mq.id), str(count)], env=CLEAN_ENV)
+
+
+async def until(condition, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the state was not reached in time"
+        await asyncio.sleep(0.001)
+
+
+def test_hundreds_of_receives_of_one_type_share_one_thread_and_are_served_in_order(mq):
+    baseline = threads_now()
+    got = []
+
+    async def receiver(i):
+        got.append((i, await mq.receive_async(1)))
+
+    async def main():
+        tasks = [asyncio.ensure_future(receiver(i)) for i in range(WAITERS)]
+        await asyncio.sleep(0)  # every task runs to its wait, in order
+        await until(lambda: threads_in_msgrcv() >= 1)
+        waiting = threads_now()
+        sender = start_sender(mq, WAITERS)
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        finally:
+            sender.wait(30)
+        return waiting
+
+    waiting = run(main())
+    assert waiting <= baseline + 3, f"{waiting - baseline} more threads for {WAITERS} waiting receives"
+    assert got == [(i, b"%d" % i) for i in range(WAITERS)]  # each once, in the order they waited
+    assert mq.stats().count == 0
+
+
+def test_cancelling_the_head_of_the_line_while_messages_stream_loses_nothing(mq):
+    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(mq.id)], stdout=subprocess.PIPE, text=True)
+    received = []
+
+    async def receiver():
+        received.append(await mq.receive_async(-3))
+
+    async def main():
+        line = collections.deque(asyncio.ensure_future(receiver()) for _ in range(20))
+        cancelled, most_in_kernel = 0, 0
+        deadline = time.monotonic() + 60
+        while cancelled < 300 and time.monotonic() < deadline:
+            await asyncio.sleep(random.uniform(0, 0.002))
+            head = line.popleft()  # the oldest receive still waiting is the head of the line
+            head.cancel()
+            try:
+                await head
+            except asyncio.CancelledError:
+                cancelled += 1
+            served = sum(task.done() for task in line)
+            line = collections.deque(task for task in line if not task.done())
+            line.extend(asyncio.ensure_future(receiver()) for _ in range(1 + served))
+            most_in_kernel = max(most_in_kernel, threads_in_msgrcv())
+        mq.send(b"stop", type=99)
+        total = int(await asyncio.get_running_loop().run_in_executor(None, producer.stdout.read))
+        await until(lambda: len(received) >= total, 30)
+        for task in line:
+            task.cancel()
+        await asyncio.gather(*line, return_exceptions=True)
+        return total, cancelled, most_in_kernel
+
+    try:
+        total, cancelled, most_in_kernel = run(main())
+    finally:
+        producer.kill() if producer.poll() is None else None
+        producer.wait(10)
+    assert sorted(int(x) for x in received) == list(range(total))  # nothing lost, nothing twice
+    assert cancelled >= 300
+    assert most_in_kernel <= 1  # 20 receives of one type: one thread waits for them
+    assert mq.stats().count == 0

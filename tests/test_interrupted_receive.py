@@ -226,13 +226,13 @@ AFTER_A_TAKE = {
     "Queue.get raw": (sysvmq.Queue.get, queue_get(None)),
     "Queue.get pickle": (sysvmq.Queue.get, queue_get(pickle)),
     "receive_message_async asyncio": (
-        sysvmq.MessageQueue.receive_message_async,
+        sysvmq.MessageQueue._take_now,
         lambda mq: asyncio.run(mq.receive_message_async()),
     ),
-    "receive_async asyncio": (sysvmq.MessageQueue.receive_message_async, lambda mq: asyncio.run(mq.receive_async())),
-    "async for asyncio": (sysvmq.MessageQueue.receive_message_async, lambda mq: asyncio.run(first_of_async_for(mq))),
+    "receive_async asyncio": (sysvmq.MessageQueue._take_now, lambda mq: asyncio.run(mq.receive_async())),
+    "async for asyncio": (sysvmq.MessageQueue._take_now, lambda mq: asyncio.run(first_of_async_for(mq))),
     "receive_message_async trio": (
-        sysvmq.MessageQueue.receive_message_async,
+        sysvmq.MessageQueue._take_now,
         lambda mq: trio.run(mq.receive_message_async),
     ),
 }
@@ -305,7 +305,7 @@ QUEUE_FULL = {
     "receive_many": (sysvmq.MessageQueue._receive_batch, lambda mq: mq.receive_many(10), lambda f: "sizes" in f),
     "Queue.get": (sysvmq.Queue.get, queue_get(None), is_set("taken")),
     "receive_message_async": (
-        sysvmq.MessageQueue.receive_message_async,
+        sysvmq.MessageQueue._take_now,
         lambda mq: asyncio.run(mq.receive_message_async()),
         is_set("taken"),
     ),

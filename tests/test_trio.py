@@ -1,5 +1,6 @@
 """trio and anyio: the async calls under trio's cancel scopes lose and double nothing."""
 
+import collections
 import os
 import random
 import subprocess
@@ -10,7 +11,15 @@ import time
 import anyio
 import pytest
 import trio
-from test_async import NO_THREADS, PRODUCER
+import trio.testing
+from test_async import (
+    NO_THREADS,
+    PRODUCER,
+    WAITERS,
+    start_sender,
+    threads_in_msgrcv,
+    threads_now,
+)
 
 import sysvmq
 
@@ -380,3 +389,88 @@ def test_anyio_send_async_waits_for_room(mq, backend):
             return await mq.receive_message_async()
 
     assert anyio.run(main, backend=backend) == sysvmq.Message(2, b"next")
+
+
+# ---- one waiting thread per line: many receives of one type ----
+
+
+def test_hundreds_of_receives_of_one_type_share_one_thread_and_are_served_in_order(mq):
+    baseline = threads_now()
+    got = []
+
+    async def receiver(i):
+        got.append((i, await mq.receive_async(1)))
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            for i in range(WAITERS):
+                nursery.start_soon(receiver, i)
+                await trio.testing.wait_all_tasks_blocked()  # receiver i waits in line before i + 1 comes
+            while threads_in_msgrcv() < 1:
+                await trio.sleep(0.001)
+            waiting = threads_now()
+            sender = start_sender(mq, WAITERS)
+            try:
+                with trio.fail_after(30):
+                    while len(got) < WAITERS:
+                        await trio.sleep(0.01)
+            finally:
+                sender.wait(30)
+        return waiting
+
+    waiting = run(main)
+    assert waiting <= baseline + 3, f"{waiting - baseline} more threads for {WAITERS} waiting receives"
+    assert got == [(i, b"%d" % i) for i in range(WAITERS)]  # each once, in the order they waited
+    assert mq.stats().count == 0
+
+
+def test_cancelling_the_head_of_the_line_while_messages_stream_loses_nothing(mq):
+    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(mq.id)], stdout=subprocess.PIPE, text=True)
+    received = []
+    finished = set()
+
+    async def receiver(scope):
+        with scope:
+            received.append(await mq.receive_async(-3))
+        finished.add(scope)
+
+    async def main():
+        line, heads = collections.deque(), []
+        most_in_kernel = 0
+        async with trio.open_nursery() as nursery:
+
+            async def join_the_line():
+                line.append(trio.CancelScope())
+                nursery.start_soon(receiver, line[-1])
+                await trio.testing.wait_all_tasks_blocked()  # it waits in line before the next comes
+
+            for _ in range(20):
+                await join_the_line()
+            deadline = time.monotonic() + 60
+            while sum(scope.cancelled_caught for scope in heads) < 300 and time.monotonic() < deadline:
+                await trio.sleep(random.uniform(0, 0.002))
+                heads.append(line.popleft())  # the oldest receive still waiting is the head of the line
+                heads[-1].cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                served = sum(scope in finished for scope in line)
+                line = collections.deque(scope for scope in line if scope not in finished)
+                for _ in range(1 + served):
+                    await join_the_line()
+                most_in_kernel = max(most_in_kernel, threads_in_msgrcv())
+            mq.send(b"stop", type=99)
+            total = int(await trio.to_thread.run_sync(producer.stdout.read))
+            with trio.fail_after(30):
+                while len(received) < total:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        return total, sum(scope.cancelled_caught for scope in heads), most_in_kernel
+
+    try:
+        total, cancelled, most_in_kernel = run(main)
+    finally:
+        producer.kill() if producer.poll() is None else None
+        producer.wait(10)
+    assert sorted(int(x) for x in received) == list(range(total))  # nothing lost, nothing twice
+    assert cancelled >= 300
+    assert most_in_kernel <= 1  # 20 receives of one type: one thread waits for them
+    assert mq.stats().count == 0

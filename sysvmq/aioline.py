@@ -1,0 +1,355 @@
+"""Async receives in line: one waiting thread per (handle, type, options) per event loop.
+
+The async receives of one event loop (or trio run) that select the same messages (the
+same handle, type and options) wait in one line, in the order they came. Only the line
+has a worker thread, which waits as sysvmq.aio describes: until a matching message is
+there, taking none. When one is there, the coroutine at the head of the line gets the
+turn: it is woken and takes the message with IPC_NOWAIT in the loop's thread, then hands
+the turn to the next in line, which tries too, so a burst is taken with no thread
+hand-over per message. A coroutine whose take finds nothing (another receiver was
+first) goes back to the head of the line and the worker waits again. So a message wakes
+one thread and one coroutine however many wait, and the process holds one thread per
+line. A receive that finds a line for its messages joins it at the end without trying
+first: the line is served in order.
+
+Each coroutine keeps its own timeout; the worker has none. A coroutine that is cancelled
+or times out leaves the line and takes nothing; the last one to leave stops the worker
+and waits until it has left the kernel (as sysvmq.aio's calls do), so that once it has
+finished, nothing of it takes from the queue. If the worker had to take a zero-length
+message that it could not put back, the next in line gets it, or, with nobody left, the
+coroutine that stopped it.
+"""
+
+import asyncio
+import collections
+import os
+from typing import Any, Callable, Deque, Dict, Hashable, Optional, Tuple, TypeVar
+
+from sysvmq import aio
+from sysvmq._sysvmq_cffi import ffi, lib
+from sysvmq.errors import QueueEmptyError
+
+__all__ = ["receive_in_line"]
+
+_T = TypeVar("_T")
+
+#: What wakes a coroutine in line: (TURN, None): try a take; (HANDED, message): a message
+#: the worker had to take; (FAILED, exception): raise it.
+_TURN, _HANDED, _FAILED = range(3)
+_News = Tuple[int, Any]
+
+
+class _Gone(Exception):
+    """The event loop (or trio run) of a line is closed (over)."""
+
+
+class _AsyncioRunner:
+    """What a line needs of an asyncio event loop."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def ident(self) -> object:
+        return self.loop
+
+    def signal(self) -> "asyncio.Future[None]":
+        return self.loop.create_future()
+
+    @staticmethod
+    def fire(signal: "asyncio.Future[None]") -> None:
+        if not signal.done():
+            signal.set_result(None)
+
+    def post(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            raise _Gone from None
+
+    def clock(self) -> float:
+        return self.loop.time()
+
+    async def wait(self, signal: "asyncio.Future[None]", deadline: Optional[float]) -> None:
+        """Until `signal` fires or the loop's clock reaches `deadline`."""
+        timer = None if deadline is None else self.loop.call_at(deadline, self.fire, signal)
+        try:
+            await signal
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def wait_shielded(self, signal: "asyncio.Future[None]", seconds: float) -> None:
+        try:
+            await asyncio.wait({signal}, timeout=seconds)
+        except asyncio.CancelledError:
+            pass  # cancelled again: still wait for the worker, then re-raise once
+
+
+class _TrioRunner:
+    """What a line needs of a trio run."""
+
+    __slots__ = ("token", "trio")
+
+    def __init__(self, trio: Any) -> None:
+        self.trio = trio
+        self.token = trio.lowlevel.current_trio_token()
+
+    def ident(self) -> object:
+        return self.token
+
+    def signal(self) -> Any:
+        return self.trio.Event()
+
+    @staticmethod
+    def fire(signal: Any) -> None:
+        signal.set()
+
+    def post(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            self.token.run_sync_soon(callback, *args)
+        except self.trio.RunFinishedError:
+            raise _Gone from None
+
+    def clock(self) -> float:
+        return float(self.trio.current_time())
+
+    async def wait(self, signal: Any, deadline: Optional[float]) -> None:
+        with self.trio.move_on_at(float("inf") if deadline is None else deadline):
+            await signal.wait()
+
+    async def wait_shielded(self, signal: Any, seconds: float) -> None:
+        with self.trio.CancelScope(shield=True), self.trio.move_on_after(seconds):
+            await signal.wait()
+
+
+def _done(signal: Any) -> bool:
+    return signal.done() if isinstance(signal, asyncio.Future) else bool(signal.is_set())
+
+
+class _Entry:
+    """One coroutine in line: what it was woken with (None: still waiting)."""
+
+    __slots__ = ("news", "signal")
+
+    def __init__(self, signal: Any) -> None:
+        self.signal = signal
+        self.news: Optional[_News] = None
+
+
+class _Job:
+    """One run of the line's worker: its cancel token and its end."""
+
+    __slots__ = ("done", "stopped", "token")
+
+    def __init__(self, done: Any) -> None:
+        self.done = done
+        self.token = ffi.new("sysvmq_token *")
+        self.stopped = False  # the line emptied and cancelled it
+
+
+#: Every line with a coroutine in it, a worker running or the turn handed out, by
+#: (event loop or trio token, handle, type, flags). Changed only in the loop's thread,
+#: but for a worker that finds its loop closed (a dict operation is atomic).
+_lines: Dict[Tuple[object, Hashable, int, int], "_Line"] = {}
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_lines.clear)  # a forked child has no worker and no loop of these
+
+
+class _Line:
+    """The receives of one event loop that select the same messages, in order; the
+    methods run in the loop's thread but for _work."""
+
+    __slots__ = ("entries", "give_back", "job", "key", "orphan", "runner", "turn_out", "wait")
+
+    def __init__(self, key: Any, runner: Any, wait: Callable[[Any], Any], give_back: Callable[[Any], bool]):
+        self.key = key
+        self.runner = runner
+        self.wait = wait
+        self.give_back = give_back
+        self.entries: Deque[_Entry] = collections.deque()
+        self.job: Optional[_Job] = None  # the worker, while it runs
+        self.turn_out = False  # a woken coroutine has the turn: no worker runs meanwhile
+        self.orphan: Any = None  # a message the stopped worker took, that nobody else could have
+
+    def join(self, entry: _Entry, front: bool = False) -> None:
+        if front:
+            self.entries.appendleft(entry)
+        else:
+            self.entries.append(entry)
+        if self.job is None and not self.turn_out:
+            self._start()
+
+    def _start(self) -> None:
+        job = self.job = _Job(self.runner.signal())
+        try:
+            aio.submit(lambda: self._work(job))
+        except BaseException as error:  # no thread: nobody in line could be woken
+            self.job = None
+            self._fail_all(error)
+
+    def _fail_all(self, error: BaseException) -> None:
+        entries, self.entries = self.entries, collections.deque()
+        for entry in entries:
+            self._wake(entry, (_FAILED, error))
+        self._forget_if_idle()
+
+    def _wake(self, entry: _Entry, news: _News) -> None:
+        entry.news = news
+        self.runner.fire(entry.signal)
+
+    def hand_on(self, news: _News = (_TURN, None)) -> None:
+        """Give the turn to the next in line; with nobody left, the line rests."""
+        if self.entries:
+            self.turn_out = True
+            self._wake(self.entries.popleft(), news)
+            return
+        self.turn_out = False
+        if news[0] == _HANDED and not self.give_back(news[1]):
+            self.orphan = news[1]
+        self._forget_if_idle()
+
+    def _forget_if_idle(self) -> None:
+        if not self.entries and self.job is None and not self.turn_out and _lines.get(self.key) is self:
+            del _lines[self.key]
+
+    def _work(self, job: _Job) -> None:  # in the worker thread
+        outcome = aio.outcome_of(self.wait, job.token)
+        try:
+            self.runner.post(self._finished, job, outcome)
+        except _Gone:  # nobody will run the line again
+            if outcome[0] and outcome[1] is not None:
+                self.give_back(outcome[1])
+            if _lines.get(self.key) is self:
+                del _lines[self.key]
+
+    def _finished(self, job: _Job, outcome: Tuple[bool, Any]) -> None:
+        self.job = None
+        self.runner.fire(job.done)
+        succeeded, value = outcome
+        if succeeded:
+            self.hand_on((_TURN, None) if value is None else (_HANDED, value))
+        elif not job.stopped:
+            self._fail_all(value)  # closed, removed, no permission: every receive in line fails
+        elif self.entries:  # stopped, but someone joined meanwhile
+            self._start()
+        else:
+            self._forget_if_idle()
+
+    def step_out(self, entry: _Entry) -> Optional[_Job]:
+        """`entry`'s coroutine leaves the line, taking nothing: the worker it stopped
+        (the last one in line stops it), if any."""
+        if entry.news is None:
+            self.entries.remove(entry)
+        elif entry.news[0] != _FAILED:  # woken, but gone before its turn: the next one's
+            self.hand_on(entry.news)
+        job = self.job
+        if job is None or self.entries:
+            self._forget_if_idle()
+            return None
+        job.stopped = True
+        lib.sysvmq_cancel(job.token)
+        return job
+
+    async def leave(self, entry: _Entry) -> Any:
+        """step_out(), then wait until the stopped worker has left the kernel: a message
+        the coroutine must return after all (nobody else can have it), or None."""
+        job = self.step_out(entry)
+        if job is not None:
+            while not _done(job.done):
+                await self.runner.wait_shielded(job.done, aio.REKICK_SECONDS)
+                if lib.sysvmq_cancel(job.token) < 0:
+                    break  # no signal can reach the thread; it ends when the queue changes
+        orphan, self.orphan = self.orphan, None
+        self._forget_if_idle()
+        return orphan
+
+
+def _runner() -> Any:
+    loop = aio.running_asyncio_loop()
+    if loop is not None:
+        return _AsyncioRunner(loop)
+    trio = aio.running_trio()
+    if trio is None:
+        raise RuntimeError(
+            "sysvmq's async calls run under asyncio or trio (anyio on either), and this thread runs neither"
+        )
+    return _TrioRunner(trio)
+
+
+async def receive_in_line(
+    key: Tuple[Hashable, int, int],
+    take: Callable[[], _T],
+    wait: Callable[[Any], Optional[_T]],
+    give_back: Callable[[_T], bool],
+    timeout: Optional[float],
+    timed_out: Callable[[], BaseException],
+) -> _T:
+    """Take a message with `take()` (IPC_NOWAIT: QueueEmptyError when none), waiting in
+    the line of `key` (handle, type, flags) for one to come.
+
+    `wait(token)` blocks in a worker until a message is there and takes none (None),
+    or returns one it had to take.
+    `give_back(message)` puts such a message back without waiting: whether it could.
+    After `timeout` seconds (None: forever), `timed_out()` is raised.
+    """
+    runner = _runner()
+    full_key = (runner.ident(), *key)
+    line = _lines.get(full_key)
+    if line is None:
+        try:
+            return take()
+        except QueueEmptyError:
+            pass
+        if timeout is not None and timeout <= 0:
+            raise timed_out()
+        line = _lines[full_key] = _Line(full_key, runner, wait, give_back)
+    deadline = None if timeout is None else runner.clock() + float(timeout)
+    entry = _Entry(runner.signal())
+    line.join(entry)
+    while True:
+        orphan = await _wait_in(line, entry, deadline, timed_out)
+        if orphan is not None:  # it left the line, but nobody else can have this message
+            return orphan  # type: ignore[no-any-return]
+        kind, value = entry.news  # type: ignore[misc]  # woken: news is set
+        if kind == _FAILED:
+            raise value
+        if kind == _HANDED:
+            line.hand_on()
+            return value  # type: ignore[no-any-return]
+        try:
+            message = take()
+        except QueueEmptyError:  # another receiver was first: back to the head of the line
+            entry.news, entry.signal = None, runner.signal()
+            line.turn_out = False
+            line.join(entry, front=True)
+            continue
+        except BaseException:
+            line.hand_on()
+            raise
+        line.hand_on()
+        return message
+
+
+async def _wait_in(
+    line: _Line, entry: _Entry, deadline: Optional[float], timed_out: Callable[[], BaseException]
+) -> Any:
+    """Until `entry` is woken (None). Cancelled or timed out, it leaves the line and
+    raises, or returns the message the stopped worker took that nobody else can have."""
+    try:
+        await line.runner.wait(entry.signal, deadline)
+    except GeneratorExit:  # the coroutine is being destroyed (its loop closed): it may not wait
+        line.step_out(entry)
+        raise
+    except BaseException:  # cancelled (asyncio, trio), or KeyboardInterrupt delivered here
+        orphan = await line.leave(entry)
+        if orphan is None:
+            raise
+        return orphan
+    if entry.news is not None:
+        return None
+    orphan = await line.leave(entry)  # the deadline passed
+    if orphan is None:
+        raise timed_out()
+    return orphan

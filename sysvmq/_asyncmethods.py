@@ -73,7 +73,7 @@ class AsyncMethods(QueueControl):
         return await receive_in_line(
             (self._h, mtype, flags),
             lambda: self._take_now(mtype, flags),
-            lambda token: self._await_message(mtype, Options(flags, -1, None), token),
+            lambda token, seconds: self._await_message(mtype, flags, seconds, token),
             self._give_back,
             timeout,
             lambda: self._receive_error(errno.ETIMEDOUT, timeout),

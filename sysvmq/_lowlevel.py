@@ -378,20 +378,19 @@ class QueueCore:
         finally:
             self._buffers.append(buffer)
 
-    def _await_message(self, mtype: int, options: Options, token: Any) -> Optional[Message]:
-        """Block until a message `mtype` selects is waiting, taking none (PEP 475 retries):
-        None. A zero-length message that could not be put back is taken: it is returned."""
+    def _await_message(self, mtype: int, flags: int, seconds: float, token: Any) -> Optional[Message]:
+        """Block until a message `mtype` selects is waiting, taking none (PEP 475 retries): None;
+        a zero-length message that could not be put back is taken: it is returned. After `seconds`,
+        QueueTimeoutError with no report (a log handler's error would replace it): the caller only looks around."""
         h = self._h
-        flags, deadline, timeout = options
+        deadline = deadline_ns(seconds)
         taken = ffi.new("long *")
         while True:
             r = lib.sysvmq_await(h, mtype, flags, deadline, token, taken)
-            if r == 0:
-                return None
-            if r == 1:
-                return new_message((int(taken[0]), b""))
+            if r >= 0:
+                return None if r == 0 else new_message((int(taken[0]), b""))
             if r != _EINTR:
-                raise self._receive_error(-r, timeout)
+                raise error_for(-r, "await") if r == -errno.ETIMEDOUT else self._receive_error(-r, None)
 
     def _give_back(self, message: Optional[Message]) -> bool:
         """Put `message`, taken by a call whose caller is gone, back at the end of the queue,

@@ -13,7 +13,8 @@ until a matching message is there and leaves it in the queue (a blocking
 message is then taken in the event loop's thread, with IPC_NOWAIT, by the very
 coroutine that returns it. So no message is ever held only in this process's
 memory: not when the call is cancelled, the handle closed, the event loop
-stopped or closed (or the trio run over), or the process forked. A zero-length
+stopped or closed (or the trio run over), or the process forked; and a worker
+whose event loop was closed ends without a message coming. A zero-length
 message fits a zero-byte buffer; the worker puts it back at once, at the end of
 the queue.
 

@@ -18,6 +18,10 @@ and waits until it has left the kernel (as sysvmq.aio's calls do), so that once 
 finished, nothing of it takes from the queue. If the worker had to take a zero-length
 message that it could not put back, the next in line gets it, or, with nobody left, the
 coroutine that stopped it.
+
+A worker whose event loop was closed while coroutines still waited in its line (or whose
+trio run is over) finds it out within _ALIVE_SECONDS: it wakes that often to look, and
+then ends, taking nothing.
 """
 
 import asyncio
@@ -27,11 +31,13 @@ from typing import Any, Callable, Deque, Dict, Hashable, Optional, Tuple, TypeVa
 
 from sysvmq import aio
 from sysvmq._sysvmq_cffi import ffi, lib
-from sysvmq.errors import QueueEmptyError
+from sysvmq.errors import QueueEmptyError, QueueTimeoutError
 
 __all__ = ["receive_in_line"]
 
 _T = TypeVar("_T")
+#: How often a waiting worker looks whether its event loop was closed (or its trio run ended).
+_ALIVE_SECONDS = 0.5
 
 #: What wakes a coroutine in line: (TURN, None): try a take; (HANDED, message): a message
 #: the worker had to take; (FAILED, exception): raise it.
@@ -67,6 +73,9 @@ class _AsyncioRunner:
             self.loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:
             raise _Gone from None
+
+    def alive(self) -> bool:
+        return not self.loop.is_closed()
 
     def clock(self) -> float:
         return self.loop.time()
@@ -112,6 +121,13 @@ class _TrioRunner:
         except self.trio.RunFinishedError:
             raise _Gone from None
 
+    def alive(self) -> bool:
+        try:
+            self.post(_nothing)
+        except _Gone:
+            return False
+        return True
+
     def clock(self) -> float:
         return float(self.trio.current_time())
 
@@ -122,6 +138,10 @@ class _TrioRunner:
     async def wait_shielded(self, signal: Any, seconds: float) -> None:
         with self.trio.CancelScope(shield=True), self.trio.move_on_after(seconds):
             await signal.wait()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _done(signal: Any) -> bool:
@@ -163,7 +183,7 @@ class _Line:
 
     __slots__ = ("entries", "give_back", "job", "key", "orphan", "runner", "turn_out", "wait")
 
-    def __init__(self, key: Any, runner: Any, wait: Callable[[Any], Any], give_back: Callable[[Any], bool]):
+    def __init__(self, key: Any, runner: Any, wait: Callable[[Any, float], Any], give_back: Callable[[Any], bool]):
         self.key = key
         self.runner = runner
         self.wait = wait
@@ -215,7 +235,10 @@ class _Line:
             del _lines[self.key]
 
     def _work(self, job: _Job) -> None:  # in the worker thread
-        outcome = aio.outcome_of(self.wait, job.token)
+        while True:
+            outcome = aio.outcome_of(lambda token: self.wait(token, _ALIVE_SECONDS), job.token)
+            if outcome[0] or not isinstance(outcome[1], QueueTimeoutError) or not self.runner.alive():
+                break
         try:
             self.runner.post(self._finished, job, outcome)
         except _Gone:  # nobody will run the line again
@@ -281,7 +304,7 @@ def _runner() -> Any:
 async def receive_in_line(
     key: Tuple[Hashable, int, int],
     take: Callable[[], _T],
-    wait: Callable[[Any], Optional[_T]],
+    wait: Callable[[Any, float], Optional[_T]],
     give_back: Callable[[_T], bool],
     timeout: Optional[float],
     timed_out: Callable[[], BaseException],
@@ -289,8 +312,8 @@ async def receive_in_line(
     """Take a message with `take()` (IPC_NOWAIT: QueueEmptyError when none), waiting in
     the line of `key` (handle, type, flags) for one to come.
 
-    `wait(token)` blocks in a worker until a message is there and takes none (None),
-    or returns one it had to take.
+    `wait(token, seconds)` blocks in a worker until a message is there and takes none
+    (None), or returns one it had to take; QueueTimeoutError after `seconds`.
     `give_back(message)` puts such a message back without waiting: whether it could.
     After `timeout` seconds (None: forever), `timed_out()` is raised.
     """

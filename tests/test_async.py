@@ -458,7 +458,7 @@ def test_a_call_cancelled_twice_still_waits_for_its_worker_and_raises_once(mq):
     assert run(main()) == 1  # the worker had left: it took nothing afterwards
 
 
-# ---- one waiting thread per line: many receives of one type ----
+# ---- one waiting thread per line: many receives of one type, loops closed with receives pending ----
 
 CLEAN_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 
@@ -566,3 +566,22 @@ def test_cancelling_the_head_of_the_line_while_messages_stream_loses_nothing(mq)
     assert cancelled >= 300
     assert most_in_kernel <= 1  # 20 receives of one type: one thread waits for them
     assert mq.stats().count == 0
+
+
+def test_the_workers_of_closed_loops_end_without_a_message(mq):
+    loops = []
+    for _ in range(5):
+        before = threads_in_msgrcv()
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(lambda loop, context: None)  # each task is destroyed pending, on purpose
+        tasks = [loop.create_task(mq.receive_async()) for _ in range(8)]
+        loop.run_until_complete(until(lambda before=before: threads_in_msgrcv() > before))  # a worker waits
+        loop.close()  # with every receive pending, none cancelled
+        loops.append((loop, tasks))  # kept: the workers must not need the garbage collector
+    start = time.monotonic()
+    while threads_in_msgrcv() and time.monotonic() - start < 5:
+        time.sleep(0.01)
+    assert threads_in_msgrcv() == 0
+    for i in range(4):
+        mq.send(b"%d" % i)
+    assert mq.stats().count == 4  # the workers took nothing on their way out

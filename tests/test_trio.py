@@ -391,7 +391,7 @@ def test_anyio_send_async_waits_for_room(mq, backend):
     assert anyio.run(main, backend=backend) == sysvmq.Message(2, b"next")
 
 
-# ---- one waiting thread per line: many receives of one type ----
+# ---- one waiting thread per line: many receives of one type, runs that end with a worker unreachable ----
 
 
 def test_hundreds_of_receives_of_one_type_share_one_thread_and_are_served_in_order(mq):
@@ -474,3 +474,26 @@ def test_cancelling_the_head_of_the_line_while_messages_stream_loses_nothing(mq)
     assert cancelled >= 300
     assert most_in_kernel <= 1  # 20 receives of one type: one thread waits for them
     assert mq.stats().count == 0
+
+
+def test_the_workers_of_runs_that_failed_with_receives_pending_end_without_a_message(mq):
+    async def main():
+        async with trio.open_nursery() as nursery:
+            before = threads_in_msgrcv()
+            for _ in range(8):
+                nursery.start_soon(mq.receive_async)
+            while threads_in_msgrcv() <= before:  # a worker waits in the kernel
+                await trio.sleep(0.001)
+            raise KeyError("the application fails")
+
+    for _ in range(5):
+        with pytest.raises(BaseException) as failure:  # a KeyError, in an ExceptionGroup on newer trio
+            run(main)
+        assert "the application fails" in repr(failure.value) or isinstance(failure.value, KeyError)
+    start = time.monotonic()
+    while threads_in_msgrcv() and time.monotonic() - start < 5:
+        time.sleep(0.01)
+    assert threads_in_msgrcv() == 0
+    for i in range(4):
+        mq.send(b"%d" % i)
+    assert mq.stats().count == 4  # the workers took nothing on their way out

@@ -585,3 +585,37 @@ def test_the_workers_of_closed_loops_end_without_a_message(mq):
     for i in range(4):
         mq.send(b"%d" % i)
     assert mq.stats().count == 4  # the workers took nothing on their way out
+
+
+def test_each_receive_in_line_keeps_its_own_timeout(mq):
+    async def main():
+        soon = asyncio.ensure_future(mq.receive_async(2, timeout=0.1))
+        forever = asyncio.ensure_future(mq.receive_async(2))
+        later = asyncio.ensure_future(mq.receive_async(2, timeout=0.4))
+        with pytest.raises(sysvmq.QueueTimeoutError):
+            await asyncio.wait_for(soon, 5)
+        assert not forever.done() and not later.done()
+        with pytest.raises(sysvmq.QueueTimeoutError):
+            await asyncio.wait_for(later, 5)
+        assert not forever.done()
+        mq.send(b"for the one left", type=2)
+        return await asyncio.wait_for(forever, 5)
+
+    start = time.monotonic()
+    assert run(main()) == b"for the one left"
+    assert time.monotonic() - start < 3
+    assert mq.stats().count == 0
+
+
+def test_close_fails_every_receive_in_line(mq):
+    other = sysvmq.MessageQueue.from_id(mq.id)
+
+    async def main():
+        tasks = [asyncio.ensure_future(other.receive_async(3)) for _ in range(50)]
+        await asyncio.sleep(0)
+        await until(lambda: threads_in_msgrcv() >= 1)
+        other.close()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+    outcomes = run(main())
+    assert all(isinstance(outcome, sysvmq.QueueClosedError) for outcome in outcomes), outcomes

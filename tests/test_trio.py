@@ -497,3 +497,56 @@ def test_the_workers_of_runs_that_failed_with_receives_pending_end_without_a_mes
     for i in range(4):
         mq.send(b"%d" % i)
     assert mq.stats().count == 4  # the workers took nothing on their way out
+
+
+def test_each_receive_in_line_keeps_its_own_timeout(mq):
+    outcomes = {}
+
+    async def receive(name, timeout):
+        try:
+            outcomes[name] = await mq.receive_async(2, timeout=timeout)
+        except sysvmq.QueueTimeoutError:
+            outcomes[name] = "timed out"
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive, "soon", 0.1)
+            nursery.start_soon(receive, "forever", None)
+            nursery.start_soon(receive, "later", 0.4)
+            with trio.fail_after(5):
+                while "later" not in outcomes:
+                    await trio.sleep(0.01)
+            assert outcomes == {"soon": "timed out", "later": "timed out"}
+            mq.send(b"for the one left", type=2)
+
+    start = time.monotonic()
+    run(main)
+    assert outcomes["forever"] == b"for the one left"
+    assert time.monotonic() - start < 3
+    assert mq.stats().count == 0
+
+
+def test_close_fails_every_receive_in_line(mq):
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    outcomes = []
+
+    async def receive():
+        try:
+            await other.receive_async(3)
+        except sysvmq.QueueClosedError as error:
+            outcomes.append(error)
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            for _ in range(50):
+                nursery.start_soon(receive)
+            await trio.testing.wait_all_tasks_blocked()
+            while threads_in_msgrcv() < 1:
+                await trio.sleep(0.001)
+            other.close()
+            with trio.fail_after(5):
+                while len(outcomes) < 50:
+                    await trio.sleep(0.01)
+
+    run(main)
+    assert len(outcomes) == 50

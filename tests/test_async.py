@@ -619,3 +619,20 @@ def test_close_fails_every_receive_in_line(mq):
 
     outcomes = run(main())
     assert all(isinstance(outcome, sysvmq.QueueClosedError) for outcome in outcomes), outcomes
+
+
+def test_a_receive_cancelled_after_its_turn_came_hands_the_turn_on(mq):
+    async def main():
+        first = asyncio.ensure_future(mq.receive_async(6))
+        second = asyncio.ensure_future(mq.receive_async(6))
+        await asyncio.sleep(0)
+        await until(lambda: threads_in_msgrcv() >= 1)
+        mq.send(b"one message", type=6)
+        time.sleep(0.1)  # blocks the loop: the worker has seen the message and woken the head...
+        first.cancel()  # ...which is cancelled before it could take it
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await asyncio.wait_for(second, 5)
+
+    assert run(main()) == b"one message"
+    assert mq.stats().count == 0

@@ -550,3 +550,32 @@ def test_close_fails_every_receive_in_line(mq):
 
     run(main)
     assert len(outcomes) == 50
+
+
+def test_a_receive_cancelled_when_its_turn_comes_loses_nothing(mq):
+    got = []
+
+    async def receive(scope):
+        with scope:
+            got.append(await mq.receive_async(6))
+
+    async def main():
+        first, second = trio.CancelScope(), trio.CancelScope()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive, first)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(receive, second)
+            await trio.testing.wait_all_tasks_blocked()
+            while threads_in_msgrcv() < 1:
+                await trio.sleep(0.001)
+            mq.send(b"one message", type=6)
+            time.sleep(0.1)  # blocks the run: the worker has seen the message and woken the head...
+            first.cancel()  # ...which is cancelled as its turn comes
+            with trio.fail_after(5):
+                while not got:
+                    await trio.sleep(0.01)
+            second.cancel()
+
+    run(main)
+    assert got == [b"one message"]
+    assert mq.stats().count == 0

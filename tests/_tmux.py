@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import pytest
+from conftest import child_env
 
 
 def need(program: str) -> str:
@@ -35,6 +36,7 @@ class Terminal:
             text=True,
             timeout=30,
             check=True,
+            env=child_env(),
         )
         return out.stdout
 
@@ -63,8 +65,7 @@ class Terminal:
 def terminal(command: str, columns: int = 100, lines: int = 30) -> Iterator[Terminal]:
     """`command` (a shell line) in a new tmux window, UTF-8, `columns` x `lines`."""
     term = Terminal(f"sysvmq-test-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    env.pop("TMUX", None)
+    env = child_env(LC_ALL="C.UTF-8")
     size = ["-x", str(columns), "-y", str(lines)]
     subprocess.run(
         [need("tmux"), "-L", term.socket, "-f", "/dev/null", "-u", "new-session", "-d", *size, command],
@@ -75,4 +76,6 @@ def terminal(command: str, columns: int = 100, lines: int = 30) -> Iterator[Term
     try:
         yield term
     finally:
-        subprocess.run([need("tmux"), "-L", term.socket, "kill-server"], capture_output=True, timeout=30)
+        subprocess.run(
+            [need("tmux"), "-L", term.socket, "kill-server"], capture_output=True, timeout=30, env=child_env()
+        )

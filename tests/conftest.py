@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -130,6 +130,20 @@ def free_key() -> int:
 @pytest.fixture(scope="session")
 def limits() -> sysvmq.Limits:
     return sysvmq.limits()
+
+
+def child_env(**extra: str) -> Dict[str, str]:
+    """The environment of a command a test starts (the CLI, a shell, tmux): what a user's
+    session gives it, not this process's, which may hold settings users do not have
+    (PYTHONUNBUFFERED=1 hides output left unflushed at exit). Coverage's variables pass,
+    so that a coverage run follows the child (`patch = subprocess`). Then `extra`."""
+    env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
+    for name in ("HOME", "TERM", "TMPDIR"):  # tmux, zsh and fish look for them
+        if name in os.environ:
+            env[name] = os.environ[name]
+    env.update({name: value for name, value in os.environ.items() if name.startswith("COVERAGE_")})
+    env.update(extra)
+    return env
 
 
 def python_command(code: str) -> list:

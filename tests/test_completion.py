@@ -6,16 +6,19 @@ import sys
 
 import pytest
 from _tmux import need, terminal
+from conftest import child_env
 
 import sysvmq
 
 BIN = os.path.dirname(sys.executable)
 SYSVMQ = os.path.join(BIN, "sysvmq")
-ENV = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
+ENV = child_env(PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
 
 
 def script(shell):
-    out = subprocess.run([SYSVMQ, "completion", shell], capture_output=True, text=True, timeout=30, check=True)
+    out = subprocess.run(
+        [SYSVMQ, "completion", shell], capture_output=True, text=True, timeout=30, check=True, env=child_env()
+    )
     return out.stdout
 
 

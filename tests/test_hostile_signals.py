@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
-from conftest import python_command
+from conftest import child_env, python_command
 
 import sysvmq
 
@@ -459,8 +459,7 @@ def test_a_bad_wakeup_signal_in_the_environment_fails_at_the_first_handle_not_at
 @pytest.mark.parametrize("command", ["ls", "limits"])
 def test_a_bad_wakeup_signal_in_the_environment_leaves_commands_that_open_no_handle_alone(command):
     script = os.path.join(os.path.dirname(sys.executable), "sysvmq")
-    environment = {**os.environ, **BOGUS}
-    done = subprocess.run([script, command], env=environment, capture_output=True, text=True, timeout=30)
+    done = subprocess.run([script, command], env=child_env(**BOGUS), capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "Traceback" not in done.stderr, describe(done)
 
 

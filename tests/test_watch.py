@@ -11,6 +11,7 @@ import time
 
 import pytest
 from _tmux import terminal
+from conftest import child_env
 
 import sysvmq
 from sysvmq.tools import watch
@@ -44,6 +45,7 @@ def start(*args, preexec_fn=None, **kwargs):
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=prepare,
+        env=child_env(),
         **kwargs,
     )
 
@@ -88,6 +90,7 @@ def test_plain_lines_name_each_queue_each_refresh(mq, make_queue, free_key):
         capture_output=True,
         text=True,
         timeout=30,
+        env=child_env(),
     )
     assert out.returncode == 0 and out.stderr == ""
     lines = [fields(line) for line in out.stdout.splitlines()]
@@ -102,7 +105,7 @@ def test_plain_lines_name_each_queue_each_refresh(mq, make_queue, free_key):
 def test_every_queue_when_none_is_named(mq, make_queue):
     other = make_queue(sysvmq.IPC_PRIVATE)
     other.send(b"x")
-    out = subprocess.run([script(), "watch", "--once"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([script(), "watch", "--once"], capture_output=True, text=True, timeout=30, env=child_env())
     assert out.returncode == 0
     by_id = {line["id"]: line for line in map(fields, out.stdout.splitlines())}
     assert by_id[str(mq.id)]["count"] == "0" and by_id[str(other.id)]["count"] == "1"
@@ -160,6 +163,7 @@ def test_a_closed_pipe_ends_it_quietly(mq):
         capture_output=True,
         text=True,
         timeout=30,
+        env=child_env(),
     )
     body, status = out.stdout.rsplit("status=", 1)
     assert status.strip() == "0" and out.stderr == ""
@@ -167,7 +171,9 @@ def test_a_closed_pipe_ends_it_quietly(mq):
 
 
 def test_closed_stdout_is_one_line(mq):
-    out = subprocess.run(["bash", "-c", f"{script()} watch --once >&-"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["bash", "-c", f"{script()} watch --once >&-"], capture_output=True, text=True, timeout=30, env=child_env()
+    )
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "standard output" in out.stderr
 
 
@@ -205,7 +211,7 @@ def test_another_users_queue(mq):
     ],
 )
 def test_usage_errors(args):
-    out = subprocess.run([script(), "watch", *args], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([script(), "watch", *args], capture_output=True, text=True, timeout=30, env=child_env())
     assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout == ""
 
 

@@ -9,12 +9,15 @@ import threading
 import time
 
 import pytest
+from conftest import child_env, queue_ids
 
 import sysvmq
 
 
 def cli(*args, input=None, check=False, timeout=30):
-    result = subprocess.run([sys.executable, "-m", "sysvmq", *args], input=input, capture_output=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "sysvmq", *args], input=input, capture_output=True, timeout=timeout, env=child_env()
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -30,7 +33,7 @@ def one_line_error(result, code=1):
 def test_console_script_is_installed():
     script = os.path.join(os.path.dirname(sys.executable), "sysvmq")
     assert os.access(script, os.X_OK)
-    assert subprocess.run([script, "--help"], capture_output=True).returncode == 0
+    assert subprocess.run([script, "--help"], capture_output=True, env=child_env(), timeout=30).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -130,14 +133,16 @@ def test_version():
 
 
 def test_version_to_a_closed_stdout_is_one_line():
-    out = subprocess.run(["bash", "-c", f"{script()} --version >&-"], capture_output=True, timeout=30)
+    out = subprocess.run(["bash", "-c", f"{script()} --version >&-"], capture_output=True, timeout=30, env=child_env())
     assert out.returncode == 1 and b"standard output" in out.stderr and out.stderr.count(b"\n") == 1
 
 
 def test_follow_drains_and_ctrl_c_exits_130(mq):
     mq.send_many([b"1", b"2", b"3"])
     process = subprocess.Popen(
-        [sys.executable, "-m", "sysvmq", "receive", "--id", str(mq.id), "--follow"], stdout=subprocess.PIPE
+        [sys.executable, "-m", "sysvmq", "receive", "--id", str(mq.id), "--follow"],
+        stdout=subprocess.PIPE,
+        env=child_env(),
     )
     lines = [process.stdout.readline() for _ in range(3)]
     assert lines == [b"1\n", b"2\n", b"3\n"]
@@ -269,7 +274,10 @@ def script():
 def shell(command, timeout=30):
     """Run `command` under bash; its stdout, and the exit status of its first pipeline stage."""
     out = subprocess.run(
-        ["bash", "-c", command + '; echo "status=${PIPESTATUS[0]}"'], capture_output=True, timeout=timeout
+        ["bash", "-c", command + '; echo "status=${PIPESTATUS[0]}"'],
+        capture_output=True,
+        timeout=timeout,
+        env=child_env(),
     )
     text = out.stdout.decode()
     body, _, status = text.rpartition("status=")
@@ -441,7 +449,7 @@ def test_a_signal_mid_stream_neither_loses_nor_doubles(mq, tmp_path, signum):
     sent = 3000
     out_path = tmp_path / "out"
     with open(out_path, "wb") as out:
-        receiver = subprocess.Popen([script(), "receive", "--id", str(mq.id), "--follow"], stdout=out)
+        receiver = subprocess.Popen([script(), "receive", "--id", str(mq.id), "--follow"], stdout=out, env=child_env())
         try:
             for i in range(sent):
                 mq.send(b"%d" % i)
@@ -467,6 +475,7 @@ def test_stop_signals_the_parent_left_blocked_still_stop_a_follow(mq):
         [script(), "receive", "--id", str(mq.id), "--follow"],
         stdout=subprocess.PIPE,
         preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, blocked),
+        env=child_env(),
     )
     try:
         mq.send(b"first")
@@ -477,3 +486,305 @@ def test_stop_signals_the_parent_left_blocked_still_stop_a_follow(mq):
         if receiver.poll() is None:
             receiver.kill()
             receiver.wait()
+
+
+def shell_status(command, **kwargs):
+    """`command` under bash in a user's environment: (exit status, stdout, stderr)."""
+    out = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60, env=child_env(), **kwargs)
+    return out.returncode, out.stdout, out.stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["--version", "--help", "ls", "ls --json", "limits", "completion zsh"])
+def test_output_left_in_the_buffer_is_flushed_before_exit_or_reported(command):
+    # Without PYTHONUNBUFFERED, what a command prints waits in sys.stdout's buffer: a failed
+    # last flush at the interpreter's exit would print a warning and end with status 120.
+    status, _, err = shell_status(f"{script()} {command} | true")
+    assert (status, err) == (0, "")  # bash: the status of the last stage; the first is below
+    status, _, err = shell_status(f'{script()} {command} | true; exit "${{PIPESTATUS[0]}}"')
+    assert (status, err) == (0, "")
+    status, _, err = shell_status(f"{script()} {command} > /dev/full")
+    assert status == 1 and err.count("\n") == 1 and "No space left" in err and "Traceback" not in err, err
+    assert err.startswith(f"sysvmq{' ' + command.split()[0] if not command.startswith('-') else ''}: ")
+
+
+def test_with_stderr_closed_diagnostics_never_reach_stdout(free_key):
+    for command, expected in [
+        (f"stat {hex(free_key)}", 1),  # no such queue
+        ("receive 0x1 --count x", 2),  # a usage error, reported by argparse
+        ("frobnicate", 2),
+        (f"send {hex(free_key)} x", 1),
+    ]:
+        status, out, err = shell_status(f"exec 2>&-; {script()} {command}")
+        assert (status, out, err) == (expected, b"", ""), command
+
+
+def test_with_stderr_closed_the_verbose_report_goes_nowhere(make_queue, free_key):
+    mq = make_queue(free_key, create=True)
+    status, out, _ = shell_status(f"exec 2>&-; printf 'a\\nb\\n' | {script()} send {hex(free_key)} --lines -v")
+    assert (status, out) == (0, b"")
+    assert [mq.receive(block=False) for _ in range(2)] == [b"a", b"b"]
+
+
+def test_a_closed_stderr_is_held_on_dev_null_so_no_file_opened_takes_its_place(mq):
+    # Opened later, a file (a pipe, a queue's /proc entry) would get descriptor 2, and what
+    # is written to standard error would land in it.
+    receiver = subprocess.Popen(
+        ["bash", "-c", f"exec 2>&-; exec {script()} receive --id {mq.id} --follow"],
+        stdout=subprocess.PIPE,
+        env=child_env(),
+    )
+    try:
+        mq.send(b"ready")
+        assert receiver.stdout.readline() == b"ready\n"
+        assert os.readlink(f"/proc/{receiver.pid}/fd/2") == os.devnull
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        assert receiver.wait(10) == 128 + signal.SIGTERM
+
+
+@pytest.mark.parametrize("lines", [[], ["--lines"]])
+def test_send_with_stdin_closed_is_one_line(make_queue, free_key, lines):
+    status, _, err = shell_status(f"{script()} send {hex(free_key)} --create {' '.join(lines)} <&-")
+    assert status == 1 and err.count("\n") == 1 and "standard input is closed" in err and "Traceback" not in err
+    assert free_key not in {q.key for q in sysvmq.queues()}  # nothing made for nothing
+
+
+def test_rm_errors_name_the_command(free_key):
+    err = one_line_error(cli("rm", hex(free_key)))
+    assert err.startswith("sysvmq rm: ")
+
+
+def test_invisible_format_characters_are_escaped(mq):
+    # Zero-width space, word joiner, an unassigned invisible operator, BOM, soft hyphen,
+    # and tags (which spell hidden text): all of Unicode category Cf, and its blocks.
+    mq.send("a\u200bb\u2060c\u2065d\ufeffe\u00adf\U000e0041\U000e007fg".encode())
+    out = cli("receive", "--id", str(mq.id), check=True).stdout
+    assert out == b"a\\u200bb\\u2060c\\u2065d\\ufeffe\\u00adf\\U000e0041\\U000e007fg\n"
+    mq.send("caf\u00e9 \u2603 \u0661 \U0001f600".encode())  # printable text as it is
+    assert cli("receive", "--id", str(mq.id), check=True).stdout == "caf\u00e9 \u2603 \u0661 \U0001f600\n".encode()
+
+
+def test_send_lines_sends_each_line_while_the_input_is_still_open(mq):
+    sender = subprocess.Popen(
+        [script(), "send", "--id", str(mq.id), "--lines"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+    )
+    try:
+        sender.stdin.write(b"first\n")
+        sender.stdin.flush()
+        assert mq.receive(timeout=20) == b"first"  # `tail -f log | sysvmq send KEY --lines`
+        assert sender.poll() is None
+        sender.stdin.write(b"second\nlast, without a newline")
+        sender.stdin.close()
+        assert sender.wait(20) == 0 and sender.stderr.read() == b""
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    assert mq.receive_many(10, block=False) == [b"second", b"last, without a newline"]
+
+
+class Stream:
+    """A writer thread feeding numbered lines, `size` bytes each, into a pipe as fast as it
+    takes them, until stopped; this process keeps the read end too, to collect what the
+    child left unread."""
+
+    def __init__(self, size):
+        self.read, self.write = os.pipe()
+        self.size = size
+        self.written = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._feed)
+        self.thread.start()
+
+    def _feed(self):
+        n = 0
+        while not self.stopped.is_set():
+            chunk = b"".join(b"%d " % i + b"x" * (self.size - len(b"%d \n" % i)) + b"\n" for i in range(n, n + 16))
+            n += 16
+            os.write(self.write, chunk)
+            self.written.append(chunk)
+
+    def unread(self):
+        """Stop the writer and collect what is left in the pipe (the child has exited)."""
+        self.stopped.set()
+        os.set_blocking(self.read, False)
+        left = []
+        while True:
+            try:
+                chunk = os.read(self.read, 65536)
+            except BlockingIOError:
+                if not self.thread.is_alive():
+                    break
+                self.thread.join(0.01)
+                continue
+            left.append(chunk)
+        os.close(self.read)
+        os.close(self.write)
+        return b"".join(left)
+
+
+def resident_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def drain_until_exit(mq, process, until=None, within=30, most_kib=256 * 1024):
+    """Every message `process` sends, as it sends them; `until(received)` runs each round.
+    Fails if it holds more than `most_kib` of memory (a sender that hoards its input)."""
+    received = []
+    deadline = time.monotonic() + within
+    while process.poll() is None or mq.stats().count:
+        assert time.monotonic() < deadline, f"{len(received)} messages, still running"
+        try:
+            received += mq.receive_many(256, timeout=0.05)
+        except sysvmq.QueueTimeoutError:
+            pass
+        if process.poll() is None:
+            held = resident_kib(process.pid)
+            assert held < most_kib, f"the sender holds {held} KiB after {len(received)} messages"
+        if until is not None:
+            until(received)
+    return received
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_ends_send_lines_with_every_line_read_sent(mq, signum):
+    stream = Stream(size=100)
+    try:
+        sender = subprocess.Popen(
+            [script(), "send", "--id", str(mq.id), "--lines"],
+            stdin=stream.read,
+            stderr=subprocess.PIPE,
+            env=child_env(),
+        )
+    except BaseException:
+        stream.unread()
+        raise
+    signalled = []
+
+    def stop_after_some(received):
+        if len(received) >= 2000 and not signalled:
+            sender.send_signal(signum)  # in the middle of the stream, the input still open
+            signalled.append(len(received))
+
+    try:
+        received = drain_until_exit(mq, sender, stop_after_some)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+        status = sender.wait()
+        left = stream.unread()
+    assert status == 128 + signum and sender.stderr.read() == b""
+    written = b"".join(stream.written)
+    sent = b"".join(line + b"\n" for line in received)
+    assert left, "the sender read everything: the signal came too late to tell"
+    if sent[:-1] + left == written:  # it had read part of a line: sent as the last message
+        sent = sent[:-1]
+    assert sent + left == written  # every byte read was sent, in order, once
+
+
+def test_send_lines_memory_stays_bounded_on_a_long_stream(mq):
+    stream = Stream(size=1000)
+    sender = subprocess.Popen(
+        [script(), "send", "--id", str(mq.id), "--lines"], stdin=stream.read, stderr=subprocess.PIPE, env=child_env()
+    )
+    peak = []
+
+    def measure(received):
+        if len(received) >= 100_000 and not peak:  # 100 MB through it
+            peak.append(resident_kib(sender.pid, "VmHWM"))
+            sender.send_signal(signal.SIGTERM)
+
+    try:
+        drain_until_exit(mq, sender, measure, within=60, most_kib=64 * 1024)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+        sender.wait()
+        stream.unread()
+    assert peak and peak[0] < 64 * 1024, f"peak resident set {peak[0]} KiB"
+
+
+@pytest.mark.parametrize("longest", [1, 100])
+def test_a_line_longer_than_the_kernel_takes_is_one_line_of_error(mq, limits, longest):
+    data = b"ok\n" + b"x" * (limits.msgmax + longest) + b"\nnever read\n"
+    result = cli("send", "--id", str(mq.id), "--lines", input=data)
+    err = one_line_error(result)
+    assert "kernel.msgmax" in err
+    assert mq.receive_many(10, block=False) == [b"ok"]
+
+
+def wait_for_a_new_queue(before, process, within=60):
+    deadline = time.monotonic() + within
+    while not queue_ids() - before:
+        assert process.poll() is None, f"it ended first: {process.returncode}"
+        assert time.monotonic() < deadline, "no queue appeared"
+        time.sleep(0.005)  # polling the kernel's list: the state itself, not a guess at a delay
+
+
+@pytest.mark.parametrize("command", ["bench", "demo"])
+@pytest.mark.parametrize(
+    "signum, group",
+    [
+        (signal.SIGINT, False),
+        (signal.SIGTERM, False),  # `timeout 10 sysvmq bench`
+        (signal.SIGHUP, False),
+        (signal.SIGINT, True),  # Ctrl-C: the whole foreground job
+        (signal.SIGHUP, True),  # a closed terminal
+    ],
+)
+def test_a_command_that_makes_a_queue_removes_it_whatever_stops_it(command, signum, group):
+    before = queue_ids()
+    process = subprocess.Popen(
+        [script(), command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+        start_new_session=True,
+    )
+    try:
+        wait_for_a_new_queue(before, process)
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        status = process.wait(30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    err = process.stderr.read().decode()
+    assert "Traceback" not in err and "Error" not in err, err
+    assert queue_ids() == before
+    if not group:
+        assert status == 128 + signum
+    deadline = time.monotonic() + 10
+    with pytest.raises(ProcessLookupError):  # none of its helpers outlives it
+        while time.monotonic() < deadline:
+            os.killpg(process.pid, 0)
+            time.sleep(0.01)
+
+
+def test_a_stop_signal_while_a_queue_is_made_waits_until_its_removal_is_promised():
+    from sysvmq.tools.cleanup import Cleanup, Stopped
+
+    removed = []
+
+    def make():
+        made = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
+        os.kill(os.getpid(), signal.SIGTERM)  # in the instant after the kernel made it
+        for _ in range(1000):
+            pass  # handlers run here, between bytecodes: this one waits
+        return made
+
+    def remove(mq):
+        mq.destroy()
+        removed.append(mq)
+
+    with pytest.raises(Stopped) as stopped, Cleanup() as cleanup, cleanup.made(make, remove):
+        raise AssertionError("the stop signal did not stop it")
+    assert stopped.value.signum == signal.SIGTERM and len(removed) == 1
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -13,14 +13,16 @@ and so is the C floor unless the caller hands in its compiled program
 
 import argparse
 import random
+import signal
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import sysvmq
 from sysvmq.tools.benchreport import Result, commit, machine, median_rate, table
+from sysvmq.tools.cleanup import Cleanup
 
 sysv_ipc: Any
 ipcqueue_sysvmq: Any
@@ -43,11 +45,30 @@ def run_c(binary: str, *args: object) -> float:
     return float(out.stdout)
 
 
-def new_queue(capacity: Optional[int] = None) -> sysvmq.MessageQueue:
-    mq = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
-    if capacity:
-        mq.set(max_bytes=capacity)
-    return mq
+#: Every queue the benchmark makes is removed on the way out, whatever signal ends it (but SIGKILL).
+CLEANUP = Cleanup()
+
+
+def new_queue(keyed: bool = False) -> ContextManager[sysvmq.MessageQueue]:
+    """A private queue, or one with a random key (sysv_ipc attaches by key only)."""
+    key = random.randrange(1, 2**31) if keyed else sysvmq.IPC_PRIVATE
+    return CLEANUP.made(lambda: sysvmq.MessageQueue(key, create=True, exclusive=True), sysvmq.MessageQueue.destroy)
+
+
+def peer_queues() -> ContextManager[Tuple[Any, Any]]:
+    """A private queue of each installed peer (sysv_ipc, ipcqueue), None for one that is not."""
+
+    def make() -> Tuple[Any, Any]:
+        q = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX) if sysv_ipc is not None else None
+        return q, ipcqueue_sysvmq.Queue() if ipcqueue_sysvmq is not None else None
+
+    def remove(queues: Tuple[Any, Any]) -> None:
+        if queues[0] is not None:
+            queues[0].remove()
+        if queues[1] is not None:
+            queues[1].close()  # removes its private queue
+
+    return CLEANUP.made(make, remove)
 
 
 def rounds(contenders: Dict[str, Callable[[], float]], count: int) -> Result:
@@ -88,6 +109,7 @@ def pairs_batch_sysvmq(mq: sysvmq.MessageQueue, payload: bytes, n: int, batch: i
 
 def worker(argv: Sequence[str]) -> None:
     """Entry point of the processes this module starts: prints the seconds of its loop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches every process: no tracebacks
     role, impl, qid = argv[0], argv[1], int(argv[2])
     rest = [int(a) for a in argv[3:]]
     send: Callable[[bytes, int], Any]
@@ -177,20 +199,26 @@ def process_pair(first: List[str], second: List[str]) -> float:
 
     If either fails, the other is killed rather than left waiting for its peer.
     """
-    b = subprocess.Popen(second, stdout=subprocess.PIPE, text=True)
-    a = subprocess.Popen(first, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while a.poll() is None or b.poll() is None:
-        if a.returncode or b.returncode or time.monotonic() > deadline:
-            a.kill()
-            b.kill()
-            a.wait()
-            b.wait()
-            raise RuntimeError(f"benchmark process failed: {first} / {second}")
-        time.sleep(0.005)
+    with _process(second) as b, _process(first) as a:
+        deadline = time.monotonic() + 300
+        while a.poll() is None or b.poll() is None:
+            if a.returncode or b.returncode or time.monotonic() > deadline:
+                raise RuntimeError(f"benchmark process failed: {first} / {second}")
+            time.sleep(0.005)
     if a.returncode or b.returncode:
         raise RuntimeError(f"benchmark process failed: {first} / {second}")
     return max(float(a.stdout.read()), float(b.stdout.read()))  # type: ignore[union-attr]
+
+
+def _process(argv: List[str]) -> "ContextManager[subprocess.Popen[str]]":
+    """A process running `argv`, killed on the way out if its peer failed or the benchmark was stopped."""
+
+    def ended(process: "subprocess.Popen[str]") -> None:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+    return CLEANUP.made(lambda: subprocess.Popen(argv, stdout=subprocess.PIPE, text=True), ended)
 
 
 def python_pair(first: List[str], second: List[str]) -> float:
@@ -222,6 +250,8 @@ def _mp_queue(items: Iterable[Any]) -> float:
     result = ctx.Queue()
 
     def consume() -> None:
+        for signum in Cleanup.SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)  # the parent's handlers are not this process's
         queue.get()
         start = time.perf_counter()
         while queue.get() is not None:
@@ -230,11 +260,15 @@ def _mp_queue(items: Iterable[Any]) -> float:
 
     process = ctx.Process(target=consume)
     process.start()
-    for item in items:
-        queue.put(item)
-    queue.put(None)
-    elapsed = result.get()
-    process.join()
+    try:
+        for item in items:
+            queue.put(item)
+        queue.put(None)
+        elapsed = result.get()
+    finally:
+        if process.is_alive():  # the benchmark was stopped
+            process.terminate()
+        process.join()
     return float(elapsed)
 
 
@@ -243,9 +277,7 @@ def _mp_queue(items: Iterable[Any]) -> float:
 
 def section_pairs(binary: Optional[str], n: int, n_rounds: int) -> None:
     payload = b"x" * 64
-    mq = new_queue()
-    q = iq = None
-    try:
+    with new_queue() as mq, peer_queues() as (q, iq):
         contenders: Dict[str, Callable[[], float]] = {
             "sysvmq": lambda: pairs(mq.send, mq.receive, payload, n),
             "sysvmq send/recv_many": lambda: pairs_batch_sysvmq(mq, payload, n, 64),
@@ -253,28 +285,19 @@ def section_pairs(binary: Optional[str], n: int, n_rounds: int) -> None:
         if binary:
             contenders["C"] = lambda: run_c(binary, "pairs", mq.id, 64, n)
             contenders["C, batches of 64"] = lambda: run_c(binary, "batch", mq.id, 64, n, 64)
-        if sysv_ipc is not None:
-            q = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)
+        if q is not None:
             contenders["sysv_ipc"] = lambda: pairs(q.send, q.receive, payload, n)
-        if ipcqueue_sysvmq is not None:
-            iq = ipcqueue_sysvmq.Queue()
+        if iq is not None:
             contenders["ipcqueue"] = lambda: pairs(iq.put, iq.get, payload, n // 4) * 4
         log("one process, 64 B send + receive ...")
         times = rounds(contenders, n_rounds)
-    finally:
-        mq.destroy()
-        if q is not None:
-            q.remove()
-        if iq is not None:
-            iq.close()  # removes its private queue
     rows = sorted(((name, median_rate(t, n) / 1e6) for name, t in times.items()), key=lambda row: -row[1])
     table("One process, 64 B send + receive", "M pairs/s", rows, times, ["sysv_ipc", "C", "C, batches of 64"])
 
 
 def section_stream(binary: Optional[str], size: int, count: int, n_rounds: int) -> None:
-    mq = sysvmq.MessageQueue(random.randrange(1, 2**31), create=True, exclusive=True)
-    qid, n = str(mq.id), str(count)
-    try:
+    with new_queue(keyed=True) as mq:
+        qid, n = str(mq.id), str(count)
         contenders: Dict[str, Callable[[], float]] = {
             "sysvmq": lambda: python_pair(["produce", "sysvmq", qid, str(size), n], ["consume", "sysvmq", qid]),
             "sysvmq batch": lambda: python_pair(
@@ -290,8 +313,6 @@ def section_stream(binary: Optional[str], size: int, count: int, n_rounds: int) 
             )
         log(f"producer -> consumer, {size} B messages ...")
         times = rounds(contenders, n_rounds)
-    finally:
-        mq.destroy()
     rows = sorted(((name, median_rate(t, count * size) / 1e6) for name, t in times.items()), key=lambda row: -row[1])
     table(
         f"Producer process -> consumer process, {size} B messages ({count} per run, 16 KiB queue)",
@@ -303,9 +324,8 @@ def section_stream(binary: Optional[str], size: int, count: int, n_rounds: int) 
 
 
 def section_pingpong(binary: Optional[str], count: int, n_rounds: int) -> None:
-    mq = sysvmq.MessageQueue(random.randrange(1, 2**31), create=True, exclusive=True)
-    qid = str(mq.id)
-    try:
+    with new_queue(keyed=True) as mq:
+        qid = str(mq.id)
         contenders: Dict[str, Callable[[], float]] = {
             "sysvmq": lambda: python_pair(["ping", "sysvmq", qid, str(count)], ["pong", "sysvmq", qid]),
         }
@@ -317,24 +337,19 @@ def section_pingpong(binary: Optional[str], count: int, n_rounds: int) -> None:
             )
         log("ping-pong between two processes ...")
         times = rounds(contenders, n_rounds)
-    finally:
-        mq.destroy()
     rows = sorted(((name, statistics.median(t) / count * 1e6) for name, t in times.items()), key=lambda row: row[1])
     table("Ping-pong between two processes, round trip (lower is better)", "µs", rows, times, ["sysv_ipc", "C"], "more")
 
 
 def section_objects(count: int, n_rounds: int) -> None:
-    mq = sysvmq.MessageQueue(random.randrange(1, 2**31), create=True, exclusive=True)
-    qid = str(mq.id)
-    try:
+    with new_queue(keyed=True) as mq:
+        qid = str(mq.id)
         contenders: Dict[str, Callable[[], float]] = {
             "sysvmq.Queue": lambda: python_pair(["put", "queue", qid, str(count)], ["get", "queue", qid]),
             "multiprocessing.Queue": lambda: mp_objects(count),
         }
         log("Python objects between two processes ...")
         times = rounds(contenders, n_rounds)
-    finally:
-        mq.destroy()
     rows = sorted(((name, median_rate(t, count) / 1e3) for name, t in times.items()), key=lambda row: -row[1])
     table(
         f"Producer process -> consumer process, pickled dicts ({count} per run), put/get",
@@ -347,6 +362,11 @@ def section_objects(count: int, n_rounds: int) -> None:
 
 def run(quick: bool = False, n_rounds: Optional[int] = None, binary: Optional[str] = None) -> int:
     """Every section; `binary` is the compiled C floor (bench/benchmark_ref.c), or None."""
+    with CLEANUP:
+        return _run(quick, n_rounds, binary)
+
+
+def _run(quick: bool, n_rounds: Optional[int], binary: Optional[str]) -> int:
     n_rounds = n_rounds or (3 if quick else 9)
     scale = 0.05 if quick else 1.0
     print(f"sysvmq {sysvmq.__version__}, commit {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

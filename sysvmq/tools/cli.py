@@ -8,6 +8,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from sysvmq import __version__
 from sysvmq.errors import QueueClosedError, QueueEmptyError, QueueFullError, QueueTimeoutError, SysVMQError
 from sysvmq.queue import Message, MessageQueue
+from sysvmq.stats import limits
+from sysvmq.tools.cleanup import Stopped
 from sysvmq.tools.listing import cmd_limits, cmd_ls, cmd_stat
 from sysvmq.tools.output import Output, OutputClosed, StopSignals, escape, put_back
 from sysvmq.tools.parsing import (
@@ -27,6 +29,7 @@ from sysvmq.tools.parsing import (
     parse_timeout,
     parse_type,
 )
+from sysvmq.tools.streams import InputClosed, discard_stdout, hold_closed_streams, input_fd, lines_of
 
 EXAMPLES = {
     "ls": "sysvmq ls\n  sysvmq ls --json | jq '.[].key'",
@@ -35,8 +38,8 @@ EXAMPLES = {
     "receive": "sysvmq receive 0xdeadc0de --count 3 --show-type\n  sysvmq receive 0xdeadc0de --follow",
     "rm": "sysvmq rm 0xdeadc0de 0x1234\n  sysvmq rm --id 3 4",
     "limits": "sysvmq limits\n  sysvmq limits --json",
-    "demo": "sysvmq demo",
-    "bench": "sysvmq bench",
+    "demo": "sysvmq demo\n\nits queue is removed however it ends (Ctrl-C, SIGTERM, SIGHUP), but for SIGKILL:\n  then `sysvmq rm --id ID` removes it",
+    "bench": "sysvmq bench\n\nits queues are removed however it ends (Ctrl-C, SIGTERM, SIGHUP), but for SIGKILL:\n  then `sysvmq ls` shows them and `sysvmq rm --id ID` removes them",
     "watch": "sysvmq watch\n  sysvmq watch 0xdeadc0de --id 3 --interval 0.5\n  sysvmq watch --count 1 | grep status=ok",
     "completion": "source <(sysvmq completion bash)\n  sysvmq completion fish > ~/.config/fish/completions/sysvmq.fish",
 }
@@ -45,19 +48,38 @@ EXAMPLES = {
 def cmd_send(args: argparse.Namespace) -> int:
     if args.id is not None and args.key is not None and args.message is None:
         args.message, args.key = args.key, None  # `send --id 3 hello`: the one positional is the message
+    fd = None if args.message is not None else input_fd()  # before a queue is made for nothing
     mq = open_queue(args, create=args.create, exclusive=args.exclusive)
     options: Dict[str, Any] = {"type": args.type, "block": not args.nowait, "timeout": args.timeout}
-    if args.message is not None:
-        messages: Sequence[bytes] = [os.fsencode(args.message)]
+    signum = 0
+    if fd is None:
+        mq.send(os.fsencode(args.message), **options)
+        sent = 1
     elif args.lines:
-        messages = [line.rstrip(b"\n") for line in sys.stdin.buffer]
+        sent, signum = _send_lines(mq, fd, options)
     else:
-        messages = [sys.stdin.buffer.read()]
-    for message in messages:
-        mq.send(message, **options)
+        mq.send(sys.stdin.buffer.read(), **options)
+        sent = 1
     if args.verbose:
-        print(f"sent {len(messages)} message(s) to queue id {mq.id}", file=sys.stderr)
-    return 0
+        print(f"sent {sent} message(s) to queue id {mq.id}", file=sys.stderr)
+    return 128 + signum if signum else OK
+
+
+def _send_lines(mq: MessageQueue, fd: int, options: Dict[str, Any]) -> Tuple[int, int]:
+    """Send each line of `fd` as soon as it is read (`tail -f log | sysvmq send KEY --lines`).
+    A stop signal ends the reading, never a send: every line read is sent. How many were
+    sent, and the signal that ended it (0 for the end of input)."""
+    stop_read, stop_write = os.pipe()
+    sent = 0
+    try:
+        with StopSignals(lambda: os.write(stop_write, b"\0")) as stop:
+            for line in lines_of(fd, stop_read, limits().msgmax):
+                mq.send(line, **options)
+                sent += 1
+    finally:
+        os.close(stop_read)
+        os.close(stop_write)
+    return sent, stop.signum
 
 
 def _record(message: Message, args: argparse.Namespace) -> bytes:
@@ -73,7 +95,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
     spare = MessageQueue.from_id(mq.id)  # for putting back: `stop` closes mq, never this one
     count = None if args.follow else args.count
     received = 0
-    with StopSignals(mq) as stop:
+    with StopSignals(mq.close) as stop:
         while count is None or received < count:
             try:
                 message = mq.receive_message(
@@ -111,7 +133,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             mq.destroy()
             print(f"removed queue key={mq.key:#010x} id={mq.id}")
         except SysVMQError as e:
-            print(f"sysvmq: {e}", file=sys.stderr)
+            print(f"sysvmq rm: {e}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
@@ -146,21 +168,15 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 class VersionAction(argparse.Action):
-    """`--version`: `sysvmq X.Y.Z` on standard output, or one line on stderr if it is closed
-    (a reader that stopped reading is no error, as for every command)."""
+    """`--version`: `sysvmq X.Y.Z` on standard output, or one line on stderr if it is closed."""
 
     def __init__(self, option_strings: List[str], dest: str, help: Optional[str] = None) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        try:
-            if sys.stdout is None:
-                raise OSError("closed")
-            print(f"sysvmq {__version__}", flush=True)
-        except BrokenPipeError:
-            parser.exit(OK)  # the reader stopped reading, as for every command
-        except (OSError, ValueError) as e:
-            parser.exit(FAILED, f"sysvmq: standard output cannot be written ({e})\n")
+        if sys.stdout is None:
+            parser.exit(FAILED, "sysvmq: standard output cannot be written (it is closed)\n")
+        print(f"sysvmq {__version__}")  # flushed by main(), where a reader that left is no error
         parser.exit(OK)
 
 
@@ -284,13 +300,38 @@ WRITES = frozenset({"ls", "stat", "receive", "rm", "limits", "demo", "bench", "w
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else list(argv))
+    hold_closed_streams()
+    command, status = "sysvmq", None
+    try:
+        try:
+            args = parse(sys.argv[1:] if argv is None else list(argv))
+            command = f"sysvmq {args.command}"
+            status = run(args)
+        finally:
+            # Here, not at the interpreter's exit, where a failure ends the process with status 120.
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        discard_stdout()
+        return OK  # the reader stopped reading (`| head`): what it did not read is still queued
+    except OSError as e:
+        discard_stdout()
+        if status != FAILED:  # one line: a command whose write failed has said so
+            print(f"{command}: standard output cannot be written ({e})", file=sys.stderr)
+        return FAILED
+    return status
+
+
+def run(args: argparse.Namespace) -> int:
+    """The subcommand `args` names: its exit status, with its errors on one line."""
     try:
         if args.command in WRITES and sys.stdout is None:
             raise OutputClosed("standard output cannot be written (it is closed); nothing was done")
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except Stopped as e:
+        return 128 + e.signum
     except (UsageError, argparse.ArgumentTypeError) as e:
         print(f"sysvmq {args.command}: {e}", file=sys.stderr)
         return USAGE
@@ -299,7 +340,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (QueueEmptyError, QueueFullError, QueueTimeoutError) as e:
         print(f"sysvmq {args.command}: {e}", file=sys.stderr)
         return NOTHING
-    except (SysVMQError, OutputClosed, OSError, ValueError, TypeError, OverflowError) as e:
+    except (SysVMQError, OutputClosed, InputClosed, OSError, ValueError, TypeError, OverflowError) as e:
         print(f"sysvmq {args.command}: {e}", file=sys.stderr)
         return FAILED
 

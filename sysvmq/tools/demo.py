@@ -2,11 +2,13 @@
 
 import multiprocessing
 import os
+import signal
 import sys
 from typing import TextIO
 
 from sysvmq.errors import QueueEmptyError
 from sysvmq.queue import MessageQueue
+from sysvmq.tools.cleanup import Cleanup
 
 URGENT, NORMAL, ALL_SENT, DONE = 1, 2, 9, 10
 
@@ -21,6 +23,7 @@ ORDERS = [
 
 def consumer(msqid: int) -> None:
     """Wait for the producer's signal, take urgent orders before normal ones, reply."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches both: no traceback from this one
     mq = MessageQueue.from_id(msqid)
     mq.receive(ALL_SENT, timeout=10)
     taken = 0
@@ -36,13 +39,28 @@ def consumer(msqid: int) -> None:
     mq.send(f"handled {taken} orders", type=DONE)
 
 
+def _started(msqid: int) -> "multiprocessing.process.BaseProcess":
+    child = multiprocessing.get_context("spawn").Process(target=consumer, args=(msqid,))
+    child.start()
+    return child
+
+
+def _ended(child: "multiprocessing.process.BaseProcess") -> None:
+    if child.is_alive():  # the producer stopped early: the consumer goes first, then the queue
+        child.terminate()
+    child.join()
+
+
 def run(out: TextIO = sys.stdout) -> int:
-    context = multiprocessing.get_context("spawn")
-    with MessageQueue(0, create=True) as mq:
-        try:
-            print(f"private queue id {mq.id} (key IPC_PRIVATE); producer pid {os.getpid()}", file=out, flush=True)
-            child = context.Process(target=consumer, args=(mq.id,))
-            child.start()
+    """The demo; its queue removed on every way out but SIGKILL (see sysvmq.tools.cleanup)."""
+
+    def removed(mq: MessageQueue) -> None:
+        mq.destroy()
+        print(f"queue id {mq.id} removed", file=out)
+
+    with Cleanup() as cleanup, cleanup.made(lambda: MessageQueue(0, create=True), removed) as mq:
+        print(f"private queue id {mq.id} (key IPC_PRIVATE); producer pid {os.getpid()}", file=out, flush=True)
+        with cleanup.made(lambda: _started(mq.id), _ended) as child:
             for mtype, text in ORDERS:
                 mq.send(text, type=mtype)
                 label = "urgent" if mtype == URGENT else "normal"
@@ -52,15 +70,12 @@ def run(out: TextIO = sys.stdout) -> int:
             mq.send(b"", type=ALL_SENT)
             reply = mq.receive(DONE, timeout=10)
             child.join(10)
-            print(f"  producer <- type {DONE}: {reply.decode()}", file=out)
-            stats = mq.stats()
-            print(
-                f"stats: count={stats.count} bytes={stats.bytes} max_bytes={stats.max_bytes} "
-                f"last_send_pid={stats.last_send_pid} last_receive_pid={stats.last_receive_pid} "
-                f"mode={stats.mode:#o}",
-                file=out,
-            )
-            return 0 if child.exitcode == 0 else 1
-        finally:
-            mq.destroy()
-            print(f"queue id {mq.id} removed", file=out)
+        print(f"  producer <- type {DONE}: {reply.decode()}", file=out)
+        stats = mq.stats()
+        print(
+            f"stats: count={stats.count} bytes={stats.bytes} max_bytes={stats.max_bytes} "
+            f"last_send_pid={stats.last_send_pid} last_receive_pid={stats.last_receive_pid} "
+            f"mode={stats.mode:#o}",
+            file=out,
+        )
+        return 0 if child.exitcode == 0 else 1

@@ -8,7 +8,8 @@ import signal
 import stat
 import sys
 import time
-from typing import Any, Dict
+import unicodedata
+from typing import Any, Callable, Dict
 
 from sysvmq._log import debug
 from sysvmq.errors import SysVMQError, error_for
@@ -16,17 +17,35 @@ from sysvmq.queue import Message, MessageQueue
 
 __all__ = ["Output", "OutputClosed", "StopSignals", "escape", "put_back"]
 
-# Control characters (C0, DEL, C1), backslash, and bytes that are not UTF-8 (decoded
-# as lone surrogates) are written as escapes: a sender cannot drive the operator's
-# terminal, and each message is one line.
-_ESCAPES: Dict[int, str] = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
+
+class _Escapes(Dict[int, str]):
+    """What each character is written as: control characters (C0, DEL, C1), backslash, and
+    bytes that are not UTF-8 (decoded as lone surrogates) as escapes, so a sender cannot
+    drive the operator's terminal and each message is one line; so are the line and
+    paragraph separators, which end a line for str.splitlines(), and every format character
+    (Unicode category Cf: bidirectional controls, which reorder what the terminal shows,
+    zero-width and invisible ones, tags), which would make different payloads look alike.
+    The rest as it is. Each character of the Basic Multilingual Plane is looked up once,
+    then remembered (the others each time: a sender cannot grow this table without bound)."""
+
+    def __missing__(self, code: int) -> str:
+        if unicodedata.category(chr(code)) == "Cf" or code in _INVISIBLE:
+            shown = f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+        else:
+            shown = chr(code)
+        if code <= 0xFFFF:
+            self[code] = shown
+        return shown
+
+
+# Blocks of format characters whose unassigned code points may become some in a later
+# Unicode than this Python knows: the invisible operators and the tags.
+_INVISIBLE = frozenset([*range(0x2060, 0x2070), *range(0xE0000, 0xE0080)])
+_ESCAPES = _Escapes({code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]})
 _ESCAPES.update({code: f"\\u{code:04x}" for code in range(0x80, 0xA0)})  # C1, apart from raw bytes
 _ESCAPES.update({ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
 _ESCAPES.update({0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)})
-# Line and paragraph separators end a line for str.splitlines(); bidirectional controls
-# reorder what the terminal shows.
-_BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-_ESCAPES.update({code: f"\\u{code:04x}" for code in [0x2028, 0x2029, *_BIDI]})
+_ESCAPES.update({code: f"\\u{code:04x}" for code in (0x2028, 0x2029)})
 
 
 def escape(payload: bytes) -> str:
@@ -82,15 +101,16 @@ class Output:
 
 
 class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP close `mq` instead of raising in the middle of a message:
-    the message in hand is delivered (or put back), and the next receive ends the command
-    with status 128 + the signal. A second signal restores the default dispositions, so a
-    third one acts at once. Those the parent left blocked are unblocked meanwhile."""
+    """SIGINT, SIGTERM and SIGHUP call `on_stop` instead of raising in the middle of a
+    message (receive closes its handle: the message in hand is delivered or put back, and
+    the next receive ends the command with status 128 + the signal). A second signal
+    restores the default dispositions, so a third one acts at once. Those the parent left
+    blocked are unblocked meanwhile."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, mq: MessageQueue) -> None:
-        self.mq = mq
+    def __init__(self, on_stop: Callable[[], object]) -> None:
+        self.on_stop = on_stop
         self.signum = 0
         self.previous: Dict[int, Any] = {}
 
@@ -99,7 +119,7 @@ class StopSignals:
             self._restore()
             return
         self.signum = signum
-        self.mq.close()
+        self.on_stop()
 
     def _restore(self) -> None:
         for signum, handler in self.previous.items():

@@ -1,0 +1,81 @@
+"""What a command makes for its own use (the queues of ``demo`` and ``bench``), removed on
+every way out: the end, an error, Ctrl-C, SIGTERM (`timeout`), SIGHUP (a closed terminal).
+SIGKILL cannot be caught: a queue it leaves stays in the kernel until `sysvmq rm --id ID`
+(or a reboot)."""
+
+import signal
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, TypeVar
+
+__all__ = ["Stopped", "Cleanup"]
+
+T = TypeVar("T")
+
+
+class Stopped(BaseException):
+    """A stop signal ended the command: raised where it was, so that every `finally` runs.
+    A BaseException, as KeyboardInterrupt: no `except Exception` takes it for an error."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"ended by signal {signum}")
+        self.signum = signum
+
+
+class Cleanup:
+    """While entered, the first of SIGINT, SIGTERM and SIGHUP raises Stopped where the
+    command is, unblocked if the parent left it blocked; while something is being made or
+    removed (`made`), it waits for that to finish. Later signals raise nothing: the removals
+    run to their end."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.raised = False
+        self.holding = 0
+        self.previous: Dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum:
+            return
+        self.signum = signum
+        self._raise_unless_holding()
+
+    def _raise_unless_holding(self) -> None:
+        if self.signum and not self.holding and not self.raised:
+            self.raised = True
+            raise Stopped(self.signum)
+
+    def _release(self) -> None:
+        self.holding -= 1
+        self._raise_unless_holding()
+
+    def __enter__(self) -> "Cleanup":
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        self.mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+
+    @contextmanager
+    def made(self, make: Callable[[], T], remove: Callable[[T], object]) -> Iterator[T]:
+        """What `make()` returns, given to `remove` on the way out of the block: no stop
+        signal can come between its making and the promise to remove it."""
+        self.holding += 1
+        try:
+            thing = make()
+        except BaseException:
+            self.holding -= 1
+            raise
+        try:
+            self._release()
+            yield thing
+        finally:
+            self.holding += 1
+            try:
+                remove(thing)
+            finally:
+                self._release()

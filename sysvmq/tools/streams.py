@@ -1,0 +1,75 @@
+"""The command's standard streams: those the parent closed, the last flush of standard
+output, and standard input read line by line as it arrives."""
+
+import os
+import select
+import sys
+from typing import Iterator
+
+__all__ = ["InputClosed", "hold_closed_streams", "discard_stdout", "input_fd", "lines_of"]
+
+
+class InputClosed(Exception):
+    """Standard input cannot be read (the parent closed it)."""
+
+
+def hold_closed_streams() -> None:
+    """Put /dev/null on the standard descriptors the parent closed (`2>&-`), before anything
+    is opened: the next file opened would take the lowest free descriptor, and what is
+    written to "standard error" would land in it. Without standard error, errors go nowhere
+    (print() and argparse would fall back to standard output, among the records a script
+    reads): the exit status says it. sys.stdin and sys.stdout stay None, so the commands
+    can tell their stream is closed."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            # The lower descriptors are open by now: the lowest free one is `fd` itself.
+            os.open(os.devnull, os.O_RDWR)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's own stream, for its life)
+
+
+def discard_stdout() -> None:
+    """Point standard output at /dev/null once it cannot be written (the reader left, the
+    disk is full): what sys.stdout still holds would otherwise fail the interpreter's last
+    flush, which prints a warning and ends the process with status 120."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+    finally:
+        os.close(null)
+
+
+def input_fd() -> int:
+    """Standard input's file descriptor; InputClosed if the parent closed it (`<&-`)."""
+    if sys.stdin is None:
+        raise InputClosed("standard input is closed: give the message as an argument, or something to read")
+    return sys.stdin.fileno()
+
+
+def lines_of(fd: int, stop_fd: int, longest: int) -> Iterator[bytes]:
+    """The lines of `fd` as they arrive, each without its newline; the last one even without
+    one. Ends at the end of input, or as soon as `stop_fd` is readable (a stop signal): no
+    byte is read after that, and every byte read before is in a line given out. A line
+    longer than `longest` bytes raises ValueError (memory stays bounded by it)."""
+    pending = bytearray()
+    while True:
+        ready = select.select([fd, stop_fd], [], [])[0]
+        if stop_fd in ready:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        pending += chunk
+        start = 0
+        end = pending.find(b"\n", start)
+        while end >= 0:
+            yield bytes(pending[start:end])
+            start = end + 1
+            end = pending.find(b"\n", start)
+        del pending[:start]
+        if len(pending) > longest:
+            raise ValueError(f"a line of more than {longest} bytes cannot be one message (kernel.msgmax)")
+    if pending:
+        yield bytes(pending)

@@ -788,3 +788,26 @@ def test_a_stop_signal_while_a_queue_is_made_waits_until_its_removal_is_promised
         raise AssertionError("the stop signal did not stop it")
     assert stopped.value.signum == signal.SIGTERM and len(removed) == 1
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_hangup_the_parent_ignored_leaves_the_benchmark_running():
+    before = queue_ids()
+    process = subprocess.Popen(
+        [script(), "bench"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # nohup
+    )
+    try:
+        wait_for_a_new_queue(before, process)
+        process.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(1)  # generous: a stopped benchmark ends at once
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert queue_ids() == before

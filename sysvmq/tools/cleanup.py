@@ -7,6 +7,8 @@ import signal
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, TypeVar
 
+from sysvmq.tools.terminal import ignored
+
 __all__ = ["Stopped", "Cleanup"]
 
 T = TypeVar("T")
@@ -22,7 +24,7 @@ class Stopped(BaseException):
 
 
 class Cleanup:
-    """While entered, the first of SIGINT, SIGTERM and SIGHUP raises Stopped where the
+    """While entered, the first of SIGINT, SIGTERM and SIGHUP (but one the parent ignores) raises Stopped where the
     command is, unblocked if the parent left it blocked; while something is being made or
     removed (`made`), it waits for that to finish. Later signals raise nothing: the removals
     run to their end."""
@@ -51,8 +53,10 @@ class Cleanup:
         self._raise_unless_holding()
 
     def __enter__(self) -> "Cleanup":
-        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
-        self.mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
+        # One the parent set to be ignored (`nohup sysvmq bench &`) stays ignored.
+        chosen = [signum for signum in self.SIGNALS if not ignored(signum)]
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in chosen}
+        self.mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, chosen)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from sysvmq.tools.output import OutputClosed
 
-__all__ = ["output_fd", "Happened", "Events", "Screen"]
+__all__ = ["output_fd", "ignored", "Happened", "Events", "Screen"]
 
 ENTER = "\x1b[?1049h\x1b[?25l"  # the alternate screen, the cursor hidden
 LEAVE = "\x1b[?25h\x1b[?1049l"  # the cursor shown, the screen the shell had
@@ -39,7 +39,7 @@ def _foreground_terminal(fd: int) -> bool:
         return False
 
 
-def _ignored(signum: int) -> bool:
+def ignored(signum: int) -> bool:
     """Whether the parent set `signum` to be ignored. /proc says so on Linux where the
     interpreter does not (PyPy reports an inherited SIG_IGN as SIG_DFL)."""
     if signal.getsignal(signum) is signal.SIG_IGN:
@@ -86,7 +86,7 @@ class Events:
 
     def _watched(self) -> Sequence[int]:
         wanted = [*self.STOP, signal.SIGTSTP] if self.keys else list(self.STOP)
-        chosen = [s for s in wanted if not _ignored(s)]
+        chosen = [s for s in wanted if not ignored(s)]
         return [*chosen, signal.SIGWINCH, signal.SIGCONT] if self.keys else chosen
 
     def __enter__(self) -> "Events":

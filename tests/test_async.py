@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from conftest import child_env
 
 import sysvmq
 
@@ -460,8 +461,6 @@ def test_a_call_cancelled_twice_still_waits_for_its_worker_and_raises_once(mq):
 
 # ---- one waiting thread per line: many receives of one type, loops closed with receives pending ----
 
-CLEAN_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-
 SENDER = """
 import sys, sysvmq
 mq = sysvmq.MessageQueue.from_id(int(sys.argv[1]))
@@ -491,7 +490,7 @@ def threads_in_msgrcv():
 
 
 def start_sender(mq, count):
-    return subprocess.Popen([sys.executable, "-c", SENDER, str(mq.id), str(count)], env=CLEAN_ENV)
+    return subprocess.Popen([sys.executable, "-c", SENDER, str(mq.id), str(count)], env=child_env())
 
 
 async def until(condition, seconds=10):

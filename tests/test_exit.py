@@ -7,12 +7,12 @@ and ends normally, again and again, its daemon thread waiting in a receive each 
 message must end up forwarded by a consumer or still in the queue, each exactly once.
 """
 
-import os
 import subprocess
 import sys
 import threading
 
 import pytest
+from conftest import child_env
 
 import sysvmq
 
@@ -58,10 +58,6 @@ while time.monotonic() < end:
 """
 
 
-def clean_environment() -> dict:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-
-
 def drain(mq: sysvmq.MessageQueue) -> list:
     taken = []
     while True:
@@ -92,7 +88,7 @@ def test_consumers_that_exit_under_a_streaming_producer_lose_nothing(take, make_
         for _ in range(20):
             child = subprocess.run(
                 [sys.executable, "-c", CONSUMER.format(take=TAKES[take]), str(mq.id), str(out.id)],
-                env=clean_environment(),
+                env=child_env(),
                 capture_output=True,
                 text=True,
                 timeout=60,

@@ -8,12 +8,12 @@ Each case runs in a child process of its own (a crash is the failure), with a cl
 environment.
 """
 
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from conftest import child_env
 
 import sysvmq
 
@@ -66,11 +66,6 @@ print("alive")
 """
 
 
-def clean_environment() -> dict:
-    """What a child needs, and nothing of this process's environment (PYTHONUNBUFFERED ...)."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_failed_call_leaves_no_export_of_the_callers_buffer(case, make_queue):
     """The queues are the parent's, so that a child that crashes leaves none behind."""
@@ -82,7 +77,7 @@ def test_a_failed_call_leaves_no_export_of_the_callers_buffer(case, make_queue):
     code = CHILD.format(call=textwrap.indent(call, " " * 8), expected=expected)
     child = subprocess.run(
         [sys.executable, "-c", code, str(mq.id), str(full.id), str(big.id)],
-        env=clean_environment(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,

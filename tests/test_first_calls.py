@@ -6,11 +6,12 @@ realizes every type it uses at import (sysvmq._ctypes.CDECLS), while the import 
 keeps other threads out.
 """
 
-import os
 import pathlib
 import re
 import subprocess
 import sys
+
+from conftest import child_env
 
 import sysvmq
 from sysvmq import _ctypes
@@ -92,7 +93,7 @@ def test_threads_racing_their_first_calls_in_fresh_processes(make_queue):
         mq = make_queue(sysvmq.IPC_PRIVATE)
         child = subprocess.run(
             [sys.executable, "-c", RACE, str(mq.id)],
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=120,

@@ -7,12 +7,12 @@ environment; the child prints what it saw as JSON.
 
 import importlib.util
 import json
-import os
 import platform
 import subprocess
 import sys
 
 import pytest
+from conftest import child_env
 
 import sysvmq
 
@@ -98,10 +98,9 @@ def need_gevent() -> None:
 
 def test_blocking_calls_in_gevents_thread_pool_let_greenlets_run_and_close(mq):
     need_gevent()
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(mq.id)],
-        env=environment,
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

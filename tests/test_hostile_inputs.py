@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from conftest import child_env
 from test_permissions import as_nobody
 
 import sysvmq
@@ -92,7 +93,7 @@ mq.send(Liar(b"xy"))
 mq.send_many([Liar(b"zw")])
 print(mq.receive(), mq.receive())
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "b'xy' b'zw'"
 
@@ -340,7 +341,11 @@ second.destroy()
 )
 def test_a_stale_handle_whose_id_was_reused_is_detected():
     out = subprocess.run(
-        ["unshare", "--ipc", sys.executable, "-c", REUSE_ID], capture_output=True, text=True, timeout=30
+        ["unshare", "--ipc", sys.executable, "-c", REUSE_ID],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:4] == [f"removed {errno.EIDRM}"] * 3 + ["2"]

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import trio
+from conftest import child_env
 
 import sysvmq
 
@@ -190,7 +191,11 @@ except KeyboardInterrupt:
 
 def test_ctrl_c_ends_a_for_loop_with_keyboard_interrupt_and_takes_nothing_more(mq):
     child = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED, str(mq.id)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", INTERRUPTED, str(mq.id)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         mq.send(b"one")

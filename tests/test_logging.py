@@ -9,7 +9,6 @@ Which wake-up signal is chosen is process-wide, so those stories run in a child 
 import asyncio
 import glob
 import logging
-import os
 import signal
 import subprocess
 import textwrap
@@ -18,7 +17,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
-from conftest import python_command
+from conftest import child_env, python_command
 
 import sysvmq
 from sysvmq.tools.output import put_back
@@ -49,7 +48,7 @@ def run_child(code: str, env: Optional[Dict[str, str]] = None, configure: bool =
     )
     source = CHILD_HELPERS + (CHILD_LOGGING if configure else "") + body
     done = subprocess.run(
-        python_command(source), env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=60
+        python_command(source), env=child_env(**(env or {})), capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     return done.stderr.splitlines()

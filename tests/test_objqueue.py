@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, List
 
 import msgpack
 import pytest
-from conftest import ROOT, fault_under_blocked_threads, queue_ids, signals_then
+from conftest import ROOT, child_env, fault_under_blocked_threads, queue_ids, signals_then
 
 import sysvmq
 
@@ -383,7 +383,9 @@ def test_an_unrelated_process_shares_the_queue_by_key(free_key, serializer):
     requests = sysvmq.Queue(free_key, create=True, serializer=module)
     replies = sysvmq.Queue(free_key, serializer=module, type=2)
     try:
-        child = subprocess.Popen([sys.executable, "-c", CHILD.format(key=free_key, serializer=serializer)])
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD.format(key=free_key, serializer=serializer)], env=child_env()
+        )
         items = [1, "two", [3, 4], {"five": 5}]
         for item in items:
             requests.put(item)
@@ -398,5 +400,12 @@ def test_an_unrelated_process_shares_the_queue_by_key(free_key, serializer):
 def test_a_pickled_queue_works_in_another_process(make_q):
     q = make_q(serializer=json, type=7)
     code = "import pickle, sys; q = pickle.load(sys.stdin.buffer); q.put({'from': 'child', 'type': q.type})"
-    subprocess.run([sys.executable, "-c", code], input=pickle.dumps(q), check=True, timeout=30, cwd=ROOT + "/tests")
+    subprocess.run(
+        [sys.executable, "-c", code],
+        input=pickle.dumps(q),
+        env=child_env(),
+        check=True,
+        timeout=30,
+        cwd=ROOT + "/tests",
+    )
     assert q.get(timeout=30) == {"from": "child", "type": 7}

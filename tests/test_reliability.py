@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import HERE, fault_under_blocked_threads, signals_then
+from conftest import HERE, child_env, fault_under_blocked_threads, signals_then
 
 import sysvmq
 
@@ -18,7 +18,9 @@ WORKERS = os.path.join(HERE, "_workers.py")
 
 
 def spawn(*args, **kwargs):
-    return subprocess.Popen([sys.executable, WORKERS, *map(str, args)], stdout=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, WORKERS, *map(str, args)], env=child_env(), stdout=subprocess.PIPE, text=True, **kwargs
+    )
 
 
 def run_load(mq, producers, per_producer, consumers, batch, max_size, types=1, consumer_types=None):
@@ -253,7 +255,11 @@ print(big.stats().count)
 @pytest.mark.skipif(not _unshare_available(), reason="unshare --ipc is not permitted here")
 def test_kernel_limits_in_a_private_ipc_namespace(limits):
     out = subprocess.run(
-        ["unshare", "--ipc", sys.executable, "-c", LIMITS_IN_NAMESPACE], capture_output=True, text=True, timeout=60
+        ["unshare", "--ipc", sys.executable, "-c", LIMITS_IN_NAMESPACE],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     made, count = map(int, out.stdout.split())
@@ -290,7 +296,9 @@ FUZZ = os.path.join(HERE, "_fuzz_api.py")
 @pytest.mark.parametrize("seed", [1, 2])
 def test_arbitrary_arguments_never_crash_nor_lose_the_sentinel(seed):
     # In a subprocess, so that a crash of the interpreter fails the test instead of the run.
-    out = subprocess.run([sys.executable, FUZZ, str(seed), "1000"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, FUZZ, str(seed), "1000"], env=child_env(), capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "inputs tried" in out.stdout
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import fault_under_blocked_threads
+from conftest import child_env, fault_under_blocked_threads
 
 import sysvmq
 
@@ -223,8 +223,13 @@ def test_wakeup_signal_from_the_environment(tmp_path):
     import sys
 
     code = "import sysvmq, signal; print(sysvmq.wakeup_signal() - signal.SIGRTMIN)"
-    env = dict(os.environ, SYSVMQ_WAKEUP_SIGNAL="SIGRTMIN+5")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=child_env(SYSVMQ_WAKEUP_SIGNAL="SIGRTMIN+5"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "5"
 
 

@@ -12,6 +12,7 @@ import anyio
 import pytest
 import trio
 import trio.testing
+from conftest import child_env
 from test_async import (
     NO_THREADS,
     PRODUCER,
@@ -150,7 +151,9 @@ def cancel_from_a_thread(trio_token, scope):
 
 
 def test_hundreds_of_cancel_scopes_lose_and_duplicate_nothing(mq):
-    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(mq.id)], stdout=subprocess.PIPE, text=True)
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER, str(mq.id)], env=child_env(), stdout=subprocess.PIPE, text=True
+    )
     received = []
     cancellations = {"move_on_after": 0, "scope.cancel": 0, "nursery": 0}
 
@@ -425,7 +428,9 @@ def test_hundreds_of_receives_of_one_type_share_one_thread_and_are_served_in_ord
 
 
 def test_cancelling_the_head_of_the_line_while_messages_stream_loses_nothing(mq):
-    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(mq.id)], stdout=subprocess.PIPE, text=True)
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER, str(mq.id)], env=child_env(), stdout=subprocess.PIPE, text=True
+    )
     received = []
     finished = set()
 

@@ -137,6 +137,9 @@ int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data, size_t
 int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches,
                   double seconds);
 
+/* In a child just forked: only the forking thread lives on, and it is inside no receive. */
+void sysvmq_forked(void);
+
 /* Mark the handle closed and wake every thread of this process blocked on it;
  * returns 0 once none is left inside a call on it, or -EBUSY if those left cannot be
  * woken: the application took the wake-up signal and blocks every other one there. */

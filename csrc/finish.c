@@ -46,3 +46,9 @@ static int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **
     }
     return 0;
 }
+
+/* The threads a child inherits the count of are gone: its exit must not wait for them. */
+static void sysvmq_forked(void)
+{
+    __atomic_store_n(&sysvmq_receivers_inside, 0, __ATOMIC_SEQ_CST);
+}

@@ -13,9 +13,14 @@ buffer (the buffer's ``taken`` reset), so that it reaches the code that asked fo
 The handler is registered when sysvmq is imported: atexit handlers registered later (an
 application's) run before it and may use sysvmq from any thread; handlers that run after
 it may still use sysvmq from the thread that exits, and send from any thread.
+
+A child that ``os.fork()`` made has only the forking thread, which is inside no receive:
+what the parent's other threads were inside, or held, is the parent's to hand over, and
+the child's exit does not wait for it.
 """
 
 import atexit
+import os
 import weakref
 from typing import Any
 
@@ -51,3 +56,14 @@ def _finish() -> None:
         len(batches),
         FINISH_SECONDS,
     )
+
+
+def _forked() -> None:
+    lib.sysvmq_forked()
+    for rb in list(_buffers):
+        rb.taken = -1
+    for batch in list(_batches):
+        batch.taken = 0
+
+
+os.register_at_fork(after_in_child=_forked)

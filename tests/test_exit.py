@@ -104,3 +104,41 @@ def test_consumers_that_exit_under_a_streaming_producer_lose_nothing(take, make_
         f"lost {sorted(set(range(sent)) - set(everything))[:10]}, "
         f"doubled {sorted(n for n in set(everything) if everything.count(n) > 1)[:10]}"
     )
+
+
+FORKS_WHILE_A_THREAD_RECEIVES = """
+import os, sys, threading, time, warnings
+import sysvmq
+
+warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads running
+mq = sysvmq.MessageQueue.from_id(int(sys.argv[1]))
+worker = threading.Thread(target=mq.receive, daemon=True)
+worker.start()
+wchan = f"/proc/self/task/{worker.native_id}/wchan"
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    with open(wchan) as f:
+        if "msgrcv" in f.read():
+            break
+start = time.monotonic()
+child = os.fork()
+if child == 0:
+    sys.exit(0)  # a normal exit: atexit handlers run
+os.waitpid(child, 0)
+print(time.monotonic() - start)
+"""
+
+
+def test_a_child_forked_while_a_thread_receives_exits_without_waiting_for_it(make_queue):
+    # The child has no such thread: its exit must not wait FINISH_SECONDS for one.
+    mq = make_queue(sysvmq.IPC_PRIVATE)
+    parent = subprocess.run(
+        [sys.executable, "-c", FORKS_WHILE_A_THREAD_RECEIVES, str(mq.id)],
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert parent.returncode == 0, parent.stderr[-2000:]
+    assert parent.stderr == ""
+    assert float(parent.stdout) < sysvmq._exit.FINISH_SECONDS / 2

@@ -260,6 +260,13 @@ class Queue(ClosesOnExit):
         """
         data = self._encode(obj)
         try:
+            self._put(data, block, timeout)
+        finally:  # a view of the caller's buffer: no export outlives the call (sysvmq._args.exported)
+            if exact_type(data) is memoryview:
+                data.release()
+
+    def _put(self, data: Any, block: bool, timeout: Optional[float]) -> None:
+        try:
             if block and timeout is None:
                 self._send(data, self._type)
             elif not block:

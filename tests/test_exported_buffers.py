@@ -8,6 +8,7 @@ Each case runs in a child process of its own (a crash is the failure), with a cl
 environment.
 """
 
+import queue
 import subprocess
 import sys
 import textwrap
@@ -97,3 +98,17 @@ def test_a_successful_call_releases_the_buffer_it_read_or_wrote(mq):
     mq.send_many([view, view])
     view.release()
     assert mq.receive_many(2) == [b"from a view"] * 2
+
+
+def test_a_failed_put_leaves_no_export_of_the_callers_buffer(make_queue):
+    """The exception of a failed put, and the frames in its traceback, may live on."""
+    full = make_queue(sysvmq.IPC_PRIVATE)
+    full.set(max_bytes=64)
+    full.send(b"x" * 64)
+    raw = sysvmq.Queue.from_id(full.id, serializer=None)
+    for put in (raw.put_nowait, lambda obj: raw.put(obj, timeout=0.01)):
+        payload = bytearray(b"x" * 64)
+        with pytest.raises(queue.Full) as caught:
+            put(payload)
+        payload.extend(b" and grown")  # BufferError while an export lives
+        assert caught.value.__traceback__ is not None

@@ -63,7 +63,8 @@ class _Workers:
     Threads are reused while calls keep coming and exit after _IDLE_SECONDS idle,
     so a burst of waits costs no thread start each, and an idle program keeps none.
     A job is handed to a worker that is idle, or to a new thread that has started:
-    a thread that cannot start fails the call, and leaves no job behind to run later.
+    a thread that cannot start fails the call, and leaves no job behind to run later;
+    at interpreter shutdown, where no thread starts, the call waits in the caller's thread.
     """
 
     def __init__(self) -> None:
@@ -80,12 +81,23 @@ class _Workers:
         worker = threading.Thread(target=self._run, args=(job,), name="sysvmq-async", daemon=True)
         try:
             worker.start()
-        except (RuntimeError, MemoryError) as e:
-            raise ResourceLimitError(
-                errno.EAGAIN,
-                f"start a worker thread for an async call: {e}; the process is at its limit of "
-                "threads or memory (ulimit -u, ulimit -v, kernel.threads-max); nothing was sent or taken",
-            ) from None
+        except RuntimeError as e:
+            if "shutdown" not in str(e) and not sys.is_finalizing():
+                raise self._no_thread(e) from None
+            # The interpreter exits and starts no thread (3.12 refuses even in atexit handlers):
+            # the call waits in the caller's thread, blocking its loop, rather than failing
+            # (in a thread that is not the exiting one it then takes nothing: csrc/finish.c).
+            job()
+        except MemoryError as e:
+            raise self._no_thread(e) from None
+
+    @staticmethod
+    def _no_thread(e: BaseException) -> ResourceLimitError:
+        return ResourceLimitError(
+            errno.EAGAIN,
+            f"start a worker thread for an async call: {e}; the process is at its limit of "
+            "threads or memory (ulimit -u, ulimit -v, kernel.threads-max); nothing was sent or taken",
+        )
 
     def _run(self, job: Optional[Callable[[], None]]) -> None:
         while True:

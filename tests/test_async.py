@@ -459,6 +459,27 @@ def test_a_call_cancelled_twice_still_waits_for_its_worker_and_raises_once(mq):
     assert run(main()) == 1  # the worker had left: it took nothing afterwards
 
 
+def test_an_async_call_that_must_wait_at_interpreter_shutdown_waits_in_its_own_thread(mq, monkeypatch):
+    """CPython 3.12 starts no thread once the interpreter exits, not even in an atexit
+    handler ("can't create new thread at interpreter shutdown"); 3.13 once finalization
+    began, where a daemon thread's event loop may still run. The call must work (or, in a
+    daemon thread, take nothing and wait), not fail with a traceback."""
+    from sysvmq import aio
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(aio, "_workers", aio._Workers())  # no idle worker to hand the call to
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(sysvmq.QueueTimeoutError):
+        asyncio.run(mq.receive_async(timeout=0.05))
+    mq.set(max_bytes=4)
+    mq.send(b"full")
+    with pytest.raises(sysvmq.QueueTimeoutError):
+        asyncio.run(mq.send_async(b"more", timeout=0.05))
+    assert mq.receive_many(5, block=False) == [b"full"]
+
+
 # ---- one waiting thread per line: many receives of one type, loops closed with receives pending ----
 
 SENDER = """

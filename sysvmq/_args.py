@@ -99,6 +99,14 @@ def seconds_text(timeout: Any) -> str:
     return str(timeout if exact_type(timeout) is float or exact_type(timeout) is int else timeout_seconds(timeout))
 
 
+def wait_seconds(timeout: Any) -> Optional[float]:
+    """A checked `timeout` as a float of seconds; None for None, inf or too far out (forever)."""
+    if timeout is None:
+        return None
+    seconds = timeout_seconds(timeout)
+    return None if seconds >= FOREVER_S else seconds
+
+
 def deadline_ns(timeout: Any) -> int:
     """The CLOCK_MONOTONIC deadline for `timeout` seconds; -1 for None, inf or too far out (forever)."""
     if timeout is None:

@@ -5,7 +5,16 @@ import errno
 from typing import TYPE_CHECKING, Optional, Union
 
 from sysvmq import aio
-from sysvmq._args import as_bytes, check_receive_type, check_send_type, exact_type, receive_options, send_options
+from sysvmq._args import (
+    as_bytes,
+    check_receive_type,
+    check_send_type,
+    deadline_ns,
+    exact_type,
+    receive_options,
+    send_options,
+    wait_seconds,
+)
 from sysvmq._control import QueueControl
 from sysvmq._lowlevel import Message, Options, new_message, undelivered
 from sysvmq._sysvmq_cffi import lib
@@ -47,7 +56,10 @@ class AsyncMethods(QueueControl):
             return
         except QueueFullError:
             pass
-        await aio.in_thread(lambda token: self._send_loop(data, mtype, options, token))
+        try:
+            await aio.in_thread(lambda token: self._send_loop(data, mtype, options, token))
+        except aio.NoThreadAtExit:
+            self._send_loop(data, mtype, options)
 
     async def receive_async(
         self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
@@ -70,14 +82,18 @@ class AsyncMethods(QueueControl):
         flags, _ = receive_options(mtype, 0, True, timeout, truncate, exclude)  # checks timeout too
         if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
             await aio.checkpoint()
-        return await receive_in_line(
-            (self._h, mtype, flags),
-            lambda: self._take_now(mtype, flags),
-            lambda token, seconds: self._await_message(mtype, flags, seconds, token),
-            self._give_back,
-            timeout,
-            lambda: self._receive_error(errno.ETIMEDOUT, timeout),
-        )
+        try:
+            return await receive_in_line(
+                (self._h, mtype, flags),
+                lambda: self._take_now(mtype, flags),
+                lambda token, seconds: self._await_message(mtype, flags, seconds, token),
+                self._give_back,
+                wait_seconds(timeout),
+                lambda: self._receive_error(errno.ETIMEDOUT, timeout),
+            )
+        except aio.NoThreadAtExit:
+            _, got, data = self._receive_one(mtype, Options(flags, deadline_ns(timeout), timeout))
+            return new_message((got, data))
 
     def _take_now(self, mtype: int, flags: int) -> Message:
         """The message `mtype` selects, if one is waiting (else QueueEmptyError), taken with

@@ -46,7 +46,16 @@ from sysvmq._log import report
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import ResourceLimitError
 
-__all__ = ["REKICK_SECONDS", "checkpoint", "in_thread", "outcome_of", "running_asyncio_loop", "running_trio", "submit"]
+__all__ = [
+    "REKICK_SECONDS",
+    "NoThreadAtExit",
+    "checkpoint",
+    "in_thread",
+    "outcome_of",
+    "running_asyncio_loop",
+    "running_trio",
+    "submit",
+]
 
 _T = TypeVar("_T")
 _Outcome = Tuple[bool, Any]  # (succeeded, value or exception)
@@ -55,6 +64,12 @@ _Outcome = Tuple[bool, Any]  # (succeeded, value or exception)
 REKICK_SECONDS = 0.001
 #: How long a worker thread waits for another call before it exits.
 _IDLE_SECONDS = 10.0
+
+
+class NoThreadAtExit(RuntimeError):
+    """No worker thread can start: the interpreter exits. Nothing was sent or taken; the
+    caller makes its call in its own thread instead, blocking its event loop meanwhile
+    (in a thread that is not the exiting one, a receive then takes nothing: sysvmq._exit)."""
 
 
 class _Workers:
@@ -85,9 +100,8 @@ class _Workers:
             if "shutdown" not in str(e) and not sys.is_finalizing():
                 raise self._no_thread(e) from None
             # The interpreter exits and starts no thread (3.12 refuses even in atexit handlers):
-            # the call waits in the caller's thread, blocking its loop, rather than failing
-            # (in a thread that is not the exiting one it then takes nothing: csrc/finish.c).
-            job()
+            # the caller makes the call in its own thread instead (see MessageQueue's async calls).
+            raise NoThreadAtExit(str(e)) from None
         except MemoryError as e:
             raise self._no_thread(e) from None
 

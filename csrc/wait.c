@@ -130,8 +130,8 @@ static void sysvmq_leave(struct sysvmq_waiter *w)
 static long sysvmq_attempt_as(const struct sysvmq_waiter *w, const struct sysvmq_op *op, int flags,
                               long long deadline_ns)
 {
-    long r = w->signo == 0 ? sysvmq_poll(w->handle, op, flags, deadline_ns, w->token)
-                           : sysvmq_attempt(op, flags);
+    long r = sysvmq_signo_of(w) == 0 ? sysvmq_poll(w->handle, op, flags, deadline_ns, w->token)
+                                     : sysvmq_attempt(op, flags);
     if (r == -EINTR) {
         long stop = sysvmq_stopped(w->handle, w->token);
         if (stop < 0)

@@ -9,6 +9,11 @@
 /* The helper thread's stack: it calls nothing deep. */
 #define SYSVMQ_HELPER_STACK (64 * 1024)
 
+/* A thread blocked in a call, on its own stack.  sysvmq_enter sets every field before it
+ * links the waiter into the registry under sysvmq_lock, so whoever finds it there (the
+ * helper thread, close(), cancel()) sees them all; after that the links and kick_ns are
+ * read and written only under the lock, and the thread itself reads without the lock only
+ * what nobody else writes, and signo. */
 struct sysvmq_waiter {
     struct sysvmq_waiter *prev, *next;
     pthread_t thread;
@@ -16,10 +21,22 @@ struct sysvmq_waiter {
     sysvmq_token *token;
     int receiving;     /* 1: in msgrcv, 0: in msgsnd */
     long long kick_ns; /* helper thread: when to signal this waiter next; -1 never */
-    int signo;         /* a signal sysvmq handles that the thread does not block; 0: it polls */
-    sigset_t mask;     /* the thread's own signal mask, as the application set it */
+    /* A signal sysvmq handles that the thread does not block; 0: it polls.  A wake-up may
+     * switch it (sysvmq_kick_waiter) while the thread reads it without the lock: atomic. */
+    int signo;
+    sigset_t mask; /* the thread's own signal mask, as the application set it */
 };
 
+/* The waiting thread's read of w->signo.  Relaxed: the thread uses only whether it is 0,
+ * which a switch never changes (from one signal to another, never to or from 0), and
+ * nothing else is published through it. */
+static int sysvmq_signo_of(const struct sysvmq_waiter *w)
+{
+    return __atomic_load_n(&w->signo, __ATOMIC_RELAXED);
+}
+
+/* sysvmq_lock guards the registry, the wake-up signal, the helper's state, the signals
+ * claimed and the notes below: no thread reads or writes them without it. */
 static pthread_mutex_t sysvmq_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sysvmq_helper_cond;
 static struct sysvmq_waiter sysvmq_waiters = {.prev = &sysvmq_waiters, .next = &sysvmq_waiters, .kick_ns = -1};
@@ -300,7 +317,7 @@ static int sysvmq_kick_waiter(struct sysvmq_waiter *w)
         sysvmq_note(SYSVMQ_EV_CHOSEN, signo, sysvmq_signo, 0);
         sysvmq_signo = signo; /* the application took the wake-up signal: move on */
     }
-    w->signo = signo;
+    __atomic_store_n(&w->signo, signo, __ATOMIC_RELAXED); /* its thread reads it unlocked */
     return 1;
 }
 

@@ -145,6 +145,10 @@ void sysvmq_forked(void);
  * woken: the application took the wake-up signal and blocks every other one there. */
 int sysvmq_close(sysvmq_handle *h);
 
+/* Whether sysvmq_close was called on `h`: 1 or 0.  Read here, atomically, not as the
+ * field: another thread may be closing the handle at that moment. */
+int sysvmq_is_closed(sysvmq_handle *h);
+
 /* Cancel the call that uses `token` and wake it: 1 while it is still inside, else 0;
  * -EBUSY if it cannot be woken (as for sysvmq_close). */
 int sysvmq_cancel(sysvmq_token *token);

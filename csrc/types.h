@@ -10,7 +10,7 @@ struct sysvmq_msgbuf {
 /* One queue handle of this process; owned by Python (ffi.new). */
 typedef struct {
     int id;
-    int closed;      /* set by sysvmq_close */
+    int closed;      /* set by sysvmq_close; read atomically (sysvmq_is_closed), never as a field */
     size_t max_size; /* the payload room of the buffers handed to sysvmq_take */
     key_t key;       /* the queue's key, checked before a call waits if key_known */
     int key_known;
@@ -49,7 +49,7 @@ typedef struct {
 
 /* Lets another thread stop one blocking call (asyncio cancellation). */
 typedef struct {
-    int cancelled;
+    int cancelled; /* set by sysvmq_cancel; read atomically, while its call runs */
 } sysvmq_token;
 
 /* What the wake-up machinery decided, noted for the "sysvmq" logger: C cannot call

@@ -126,7 +126,7 @@ class QueueControl(ClosesOnExit, QueueCore):
     __slots__ = ()
 
     def _check_open(self, what: str) -> None:
-        if self._h.closed:
+        if lib.sysvmq_is_closed(self._h):
             raise error_for(errno.EBADF, f"{what} {self._describe()}")
 
     def stats(self) -> QueueStats:

@@ -117,10 +117,10 @@ class MessageQueue(AsyncMethods):
     @property
     def closed(self) -> bool:
         """Whether close() was called on this handle."""
-        return bool(self._h.closed)
+        return bool(lib.sysvmq_is_closed(self._h))
 
     def __repr__(self) -> str:
-        state = " closed" if self._h.closed else ""
+        state = " closed" if lib.sysvmq_is_closed(self._h) else ""
         return f"<MessageQueue key={self._key:#010x} id={self._id} max_size={self._max_size}{state}>"
 
     def __reduce__(self) -> Tuple[Any, ...]:

@@ -57,3 +57,22 @@ def test_the_exceptions_and_the_async_layer_stand_alone():
 def test_the_library_never_imports_its_tools():
     library = {name: deps for name, deps in GRAPH.items() if not name.startswith(("sysvmq.tools", "sysvmq.__main__"))}
     assert not {dep for deps in library.values() for dep in deps if dep.startswith("sysvmq.tools")}
+
+
+def test_the_closed_flag_is_read_only_through_the_shim():
+    """close() sets a handle's flag from any thread at any moment: a plain read of the field
+    races with it (undefined behaviour in C, a real race without the GIL), so Python asks
+    lib.sysvmq_is_closed, which reads it atomically."""
+    reads = []
+    for name, path in modules():
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        reads += [
+            f"{name}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and node.attr == "closed"
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "_h"
+        ]
+    assert reads == []

@@ -3,9 +3,10 @@
  * When the interpreter finalizes, a thread that returns from a system call and asks
  * for the GIL back is stopped there (or parked for good): a message msgrcv handed it
  * would be gone with it.  So, while atexit handlers run and threads still can:
- *   1. a receive in any other thread takes nothing from now on: it never returns, but
- *      waits for the process to end (sysvmq_receive_ends); one that took a message
- *      just now returns it to the queue first (sysvmq_attempt);
+ *   1. a receive in any other thread takes nothing from now on (one that took a
+ *      message just now returns it to the queue: sysvmq_attempt); one that would block
+ *      waits as it would, taking nothing, until it times out, is closed or cancelled,
+ *      or the process ends (sysvmq_sit_out); one that would not block finds nothing;
  *   2. every receive of another thread that waits in the kernel is woken to do so;
  *   3. what a receive took before that is waited for until Python has it: its buffer's
  *      `taken` is reset once the message is copied out (sysvmq._lowlevel).

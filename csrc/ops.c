@@ -119,6 +119,8 @@ static long sysvmq_receive_op(sysvmq_handle *h, struct sysvmq_msgbuf *buf, size_
         return r;
     sysvmq_receiving(&op, h, buf, cap, msgtyp);
     r = sysvmq_attempt(&op, flags | IPC_NOWAIT);
+    if (r == -ESHUTDOWN) /* it took nothing; a blocking call waits it out (sysvmq_sit_out) */
+        r = -ENOMSG;
     if (r != -ENOMSG || (flags & IPC_NOWAIT))
         return r;
     r = sysvmq_check_queue(h, 0, 0);
@@ -134,7 +136,7 @@ static long sysvmq_receive(sysvmq_rbuf *b, size_t cap, long msgtyp, int flags,
     r = sysvmq_receive_op(b->handle, buf, cap, msgtyp, flags, deadline_ns, token);
     if (r > 0 && dest != NULL)
         memcpy(dest, buf->mtext, (size_t)r);
-    b->taken = (flags & SYSVMQ_MSG_COPY) && SYSVMQ_HAS_MSG_COPY ? -1 : r;
+    sysvmq_record_take(&b->taken, (flags & SYSVMQ_MSG_COPY) && SYSVMQ_HAS_MSG_COPY ? -1 : r);
     return sysvmq_receive_ends(r);
 }
 
@@ -181,8 +183,7 @@ static long sysvmq_take_type(sysvmq_rbuf *b, long msgtyp)
 {
     sysvmq_handle *h = b->handle;
     sysvmq_receive_begins();
-    b->taken = sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL);
-    return sysvmq_receive_ends(b->taken);
+    return sysvmq_receive_ends(sysvmq_record_take(&b->taken, sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL)));
 }
 
 static long sysvmq_take(sysvmq_rbuf *b)
@@ -195,21 +196,21 @@ static long sysvmq_take_within_once(sysvmq_rbuf *b, long msgtyp, double timeout)
     sysvmq_handle *h = b->handle;
     struct sysvmq_op op;
     long r;
-    b->taken = -1;
+    sysvmq_record_take(&b->taken, -1);
     if (!(timeout >= 0))
         return -EDOM; /* negative or NaN */
     if (sysvmq_is_closed(h))
         return -EBADF;
     sysvmq_receiving(&op, h, sysvmq_message_of(b), h->max_size, msgtyp);
     r = sysvmq_attempt(&op, IPC_NOWAIT);
-    if (r != -ENOMSG)
-        return b->taken = r;
+    if (r != -ENOMSG && r != -ESHUTDOWN)
+        return sysvmq_record_take(&b->taken, r);
     /* Only a call that has to wait needs its deadline. */
     b->deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS
                          ? -1
                          : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
     r = sysvmq_check_queue(h, 0, 0);
-    return b->taken = r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL);
+    return sysvmq_record_take(&b->taken, r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL));
 }
 
 static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
@@ -314,7 +315,7 @@ static long sysvmq_receive_many_once(sysvmq_batch *b, size_t cap, long msgtyp, i
     struct sysvmq_op op;
     size_t n = 0, pos = 0;
     long r;
-    b->taken = 0;
+    sysvmq_record_count(&b->taken, 0);
     if (max_count > b->slots)
         max_count = b->slots;
     while (n < max_count) {
@@ -335,7 +336,7 @@ static long sysvmq_receive_many_once(sysvmq_batch *b, size_t cap, long msgtyp, i
         b->lens[n] = (size_t)r;
         b->types[n] = op.buf->mtype;
         pos += header + (size_t)r;
-        b->taken = ++n;
+        sysvmq_record_count(&b->taken, ++n);
     }
     return n > 0 ? (long)n : -EINVAL;
 }
@@ -381,7 +382,7 @@ static int sysvmq_give_back(sysvmq_rbuf *b)
         return 1;
     r = sysvmq_return_to_queue(b->handle->id, sysvmq_message_of(b), (size_t)len);
     if (r == 0)
-        b->taken = -1;
+        sysvmq_record_take(&b->taken, -1);
     return r;
 }
 
@@ -411,10 +412,10 @@ static int sysvmq_give_back_many(sysvmq_batch *b)
         r = sysvmq_return_to_queue(b->handle->id, (struct sysvmq_msgbuf *)(void *)(b->out + b->offsets[i] - header),
                                    b->lens[i]);
         if (r < 0) {
-            b->taken = n - i;
+            sysvmq_record_count(&b->taken, n - i);
             return r;
         }
     }
-    b->taken = 0;
+    sysvmq_record_count(&b->taken, 0);
     return 0;
 }

@@ -24,7 +24,7 @@ static long sysvmq_attempt(const struct sysvmq_op *op, int flags)
     }
     /* The process is exiting, and this thread may be stopped before Python gets a
      * message (finish.c): it takes none, and one it took just now goes back. */
-    if (sysvmq_exiting_elsewhere())
+    if (!(flags & SYSVMQ_MSG_COPY) && sysvmq_exiting_elsewhere())
         return -ESHUTDOWN;
     r = (long)msgrcv(op->id, op->buf, op->size, op->msgtyp, flags);
     if (r < 0)
@@ -124,6 +124,34 @@ static void sysvmq_leave(struct sysvmq_waiter *w)
     pthread_mutex_unlock(&sysvmq_lock);
 }
 
+/* The process is exiting and this thread may be stopped before Python gets a message
+ * (finish.c): wait as the call would, taking nothing, until it is closed or cancelled or
+ * its deadline passes; with neither, until the process ends.  Holding nothing meanwhile,
+ * it does not count as inside a receive, so the exiting thread need not wait for it. */
+static long sysvmq_sit_out(sysvmq_handle *h, const sysvmq_token *token, long long deadline_ns)
+{
+    long r;
+    __atomic_sub_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        long long pause = SYSVMQ_POLL_MAX_NS;
+        r = sysvmq_stopped(h, token);
+        if (r < 0)
+            break;
+        if (deadline_ns >= 0) {
+            long long left = deadline_ns - sysvmq_monotonic_ns();
+            if (left <= 0) {
+                r = -ETIMEDOUT;
+                break;
+            }
+            if (left < pause)
+                pause = left;
+        }
+        sysvmq_sleep_ns(pause);
+    }
+    __atomic_add_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
+    return r;
+}
+
 /* One blocking attempt by a registered waiter (polling if no signal reaches it); an
  * -EINTR becomes why the call was woken: closed, cancelled or past its deadline, or
  * stays -EINTR (a handler of the application's: let Python run it). */
@@ -132,6 +160,8 @@ static long sysvmq_attempt_as(const struct sysvmq_waiter *w, const struct sysvmq
 {
     long r = sysvmq_signo_of(w) == 0 ? sysvmq_poll(w->handle, op, flags, deadline_ns, w->token)
                                      : sysvmq_attempt(op, flags);
+    if (r == -ESHUTDOWN)
+        return sysvmq_sit_out(w->handle, w->token, deadline_ns);
     if (r == -EINTR) {
         long stop = sysvmq_stopped(w->handle, w->token);
         if (stop < 0)

@@ -431,11 +431,19 @@ static void sysvmq_receive_begins(void)
 static long sysvmq_receive_ends(long r)
 {
     __atomic_sub_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
-    /* -ESHUTDOWN: the process is exiting and this thread could be stopped before Python
-     * got a message (finish.c).  It never returns: it waits for the process to end. */
-    while (r == -ESHUTDOWN)
-        pause();
     return r;
+}
+
+/* A buffer's `taken`: written by the receiving thread, read by the exiting one (finish.c). */
+static long sysvmq_record_take(long *taken, long r)
+{
+    __atomic_store_n(taken, r, __ATOMIC_RELAXED);
+    return r;
+}
+
+static void sysvmq_record_count(size_t *taken, size_t n)
+{
+    __atomic_store_n(taken, n, __ATOMIC_RELAXED);
 }
 
 static int sysvmq_is_closed(sysvmq_handle *h)

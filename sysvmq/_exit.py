@@ -5,14 +5,17 @@ when it asks for the GIL back (CPython 3.9-3.13), or parked for good (3.14): a m
 msgrcv handed it then would be gone. So an ``atexit`` handler, which runs while threads
 still can, tells the C side the process is exiting (csrc/finish.c): from then on a
 receive in any other thread takes nothing (one that took a message in that instant
-returns it to the end of its queue) and waits for the process to end instead of
-returning; each one waiting in the kernel is woken to do so; and what a receive took
-just before is waited for, up to FINISH_SECONDS, until Python has copied it out of its
-buffer (the buffer's ``taken`` reset), so that it reaches the code that asked for it.
+returns it to the end of its queue): one that would block waits as it would, taking
+nothing, until its timeout, ``close()`` or a cancellation ends it (else until the process
+ends), and one that would not block finds nothing; each one waiting in the kernel is
+woken to do so; and what a receive took just before is waited for, up to FINISH_SECONDS,
+until Python has copied it out of its buffer (the buffer's ``taken`` reset), so that it
+reaches the code that asked for it.
 
 The handler is registered when sysvmq is imported: atexit handlers registered later (an
 application's) run before it and may use sysvmq from any thread; handlers that run after
-it may still use sysvmq from the thread that exits, and send from any thread.
+it may still use sysvmq from the thread that exits, and send from any thread; a thread
+they join that receives with a timeout returns when it expires, having taken nothing.
 
 A child that ``os.fork()`` made has only the forking thread, which is inside no receive:
 what the parent's other threads were inside, or held, is the parent's to hand over, and

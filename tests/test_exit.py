@@ -134,7 +134,7 @@ def test_a_child_forked_while_a_thread_receives_exits_without_waiting_for_it(mak
     mq = make_queue(sysvmq.IPC_PRIVATE)
     parent = subprocess.run(
         [sys.executable, "-c", FORKS_WHILE_A_THREAD_RECEIVES, str(mq.id)],
-        env=clean_environment(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -142,3 +142,44 @@ def test_a_child_forked_while_a_thread_receives_exits_without_waiting_for_it(mak
     assert parent.returncode == 0, parent.stderr[-2000:]
     assert parent.stderr == ""
     assert float(parent.stdout) < sysvmq._exit.FINISH_SECONDS / 2
+
+
+#: An application's atexit handler, registered before sysvmq is imported (so it runs after
+#: sysvmq's), stops a worker thread that receives with a timeout and joins it.
+JOINS_AT_EXIT = """
+import atexit, sys, threading, time
+stop = threading.Event()
+worker = None
+
+@atexit.register
+def join_the_worker():
+    stop.set()
+    started = time.monotonic()
+    worker.join(10)
+    print("joined" if not worker.is_alive() else "still running", round(time.monotonic() - started, 1))
+
+import sysvmq
+mq = sysvmq.MessageQueue.from_id(int(sys.argv[1]))
+ready = threading.Event()
+
+def work():
+    ready.set()
+    while not stop.is_set():
+        try:
+            mq.receive(timeout=0.5)
+        except sysvmq.QueueTimeoutError:
+            pass
+
+worker = threading.Thread(target=work, daemon=True)
+worker.start()
+ready.wait()
+"""
+
+
+def test_a_thread_joined_by_a_later_atexit_handler_ends_at_its_timeout_taking_nothing(mq):
+    child = subprocess.run(
+        [sys.executable, "-c", JOINS_AT_EXIT, str(mq.id)], env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    verdict, seconds = child.stdout.split()
+    assert (child.returncode, verdict) == (0, "joined"), child.stderr
+    assert float(seconds) < 5

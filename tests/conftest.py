@@ -135,13 +135,17 @@ def limits() -> sysvmq.Limits:
 def child_env(**extra: str) -> Dict[str, str]:
     """The environment of a command a test starts (the CLI, a shell, tmux): what a user's
     session gives it, not this process's, which may hold settings users do not have
-    (PYTHONUNBUFFERED=1 hides output left unflushed at exit). Coverage's variables pass,
-    so that a coverage run follows the child (`patch = subprocess`). Then `extra`."""
+    (PYTHONUNBUFFERED=1 hides output left unflushed at exit). Coverage's and the
+    sanitizers' variables pass, so that the child runs under what the suite runs under.
+    Then `extra`."""
     env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
     for name in ("HOME", "TERM", "TMPDIR"):  # tmux, zsh and fish look for them
         if name in os.environ:
             env[name] = os.environ[name]
-    env.update({name: value for name, value in os.environ.items() if name.startswith("COVERAGE_")})
+    # What the harness itself runs the suite under: coverage, and the sanitizer stages of
+    # .ci/run (an instrumented module needs its runtime preloaded in every process).
+    harness = ("COVERAGE_", "ASAN_", "TSAN_", "LD_PRELOAD")
+    env.update({name: value for name, value in os.environ.items() if name.startswith(harness)})
     env.update(extra)
     return env
 

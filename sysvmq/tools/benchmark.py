@@ -267,7 +267,7 @@ def _mp_queue(items: Iterable[Any]) -> float:
         elapsed = result.get()
     finally:
         if process.is_alive():  # the benchmark was stopped
-            process.terminate()
+            process.kill()  # as sysvmq.tools.demo's consumer: a SIGTERM before its exec is lost
         process.join()
     return float(elapsed)
 

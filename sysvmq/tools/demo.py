@@ -47,7 +47,9 @@ def _started(msqid: int) -> "multiprocessing.process.BaseProcess":
 
 def _ended(child: "multiprocessing.process.BaseProcess") -> None:
     if child.is_alive():  # the producer stopped early: the consumer goes first, then the queue
-        child.terminate()
+        # SIGKILL: a SIGTERM that reaches a spawned child between its fork and its exec is
+        # taken by the handler it inherited, and lost; the queue goes with the demo anyway.
+        child.kill()
     child.join()
 
 

@@ -1,4 +1,5 @@
 import os
+import queue
 import random
 import signal
 import subprocess
@@ -207,3 +208,16 @@ def signals_then(signum: int, times: int, then: Callable[[], None], interval: fl
     finally:
         helper.join()
         signal.signal(signum, previous)
+
+
+def outcome(call: Callable[[], Any]) -> str:
+    """What a call did, in the stdlib's terms: 'ok', 'Empty', 'Full' or the exception's class."""
+    try:
+        call()
+    except queue.Empty:
+        return "Empty"
+    except queue.Full:
+        return "Full"
+    except Exception as e:
+        return type(e).__name__
+    return "ok"

@@ -514,6 +514,13 @@ def start_sender(mq, count):
     return subprocess.Popen([sys.executable, "-c", SENDER, str(mq.id), str(count)], env=child_env())
 
 
+def assert_a_stream_survived_cancelled_heads(mq, received, total, cancelled, most_in_kernel):
+    assert sorted(int(x) for x in received) == list(range(total))  # nothing lost, nothing twice
+    assert cancelled >= 300
+    assert most_in_kernel <= 1  # 20 receives of one type: one thread waits for them
+    assert mq.stats().count == 0
+
+
 async def until(condition, seconds=10):
     deadline = time.monotonic() + seconds
     while not condition():
@@ -582,10 +589,7 @@ def test_cancelling_the_head_of_the_line_while_messages_stream_loses_nothing(mq)
     finally:
         producer.kill() if producer.poll() is None else None
         producer.wait(10)
-    assert sorted(int(x) for x in received) == list(range(total))  # nothing lost, nothing twice
-    assert cancelled >= 300
-    assert most_in_kernel <= 1  # 20 receives of one type: one thread waits for them
-    assert mq.stats().count == 0
+    assert_a_stream_survived_cancelled_heads(mq, received, total, cancelled, most_in_kernel)
 
 
 def test_the_workers_of_closed_loops_end_without_a_message(mq):

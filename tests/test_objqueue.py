@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, List
 
 import msgpack
 import pytest
-from conftest import ROOT, child_env, fault_under_blocked_threads, queue_ids, signals_then
+from conftest import ROOT, child_env, fault_under_blocked_threads, outcome, queue_ids, signals_then
 
 import sysvmq
 
@@ -37,19 +37,6 @@ def make_q() -> Iterator[Callable[..., sysvmq.Queue]]:
                 sysvmq.MessageQueue.from_id(q.message_queue.id).destroy()
             except sysvmq.QueueRemovedError:
                 pass
-
-
-def outcome(call: Callable[[], Any]) -> str:
-    """What a call did, in the stdlib's terms: 'ok', 'Empty', 'Full' or the exception's class."""
-    try:
-        call()
-    except queue.Empty:
-        return "Empty"
-    except queue.Full:
-        return "Full"
-    except Exception as e:
-        return type(e).__name__
-    return "ok"
 
 
 ITEM = b"y"

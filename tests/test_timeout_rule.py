@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
+from conftest import outcome
 
 import sysvmq
 
@@ -126,19 +127,6 @@ def prepare(mq: sysvmq.MessageQueue, sends: bool, ready: bool) -> None:
     mq.set(max_bytes=1)
     if ready != sends:
         mq.send(b"x")
-
-
-def outcome(call: Callable[[], Any]) -> str:
-    """What a call did, in the stdlib's terms: 'ok', 'Empty', 'Full' or the error's class."""
-    try:
-        call()
-    except queue.Empty:
-        return "Empty"
-    except queue.Full:
-        return "Full"
-    except Exception as e:
-        return type(e).__name__
-    return "ok"
 
 
 @ENTRIES

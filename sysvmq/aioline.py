@@ -10,7 +10,8 @@ hand-over per message. A coroutine whose take finds nothing (another receiver wa
 first) goes back to the head of the line and the worker waits again. So a message wakes
 one thread and one coroutine however many wait, and the process holds one thread per
 line. A receive that finds a line for its messages joins it at the end without trying
-first: the line is served in order.
+first: the line is served in order. A receive with a timeout of 0 joins no line: it takes
+a message that is there, or times out at once, as the blocking receive does.
 
 Each coroutine keeps its own timeout; the worker has none. A coroutine that is cancelled
 or times out leaves the line and takes nothing; the last one to leave stops the worker
@@ -320,12 +321,15 @@ async def receive_in_line(
     runner = _runner()
     full_key = (runner.ident(), *key)
     line = _lines.get(full_key)
-    if line is None:
+    waits = timeout is None or timeout > 0
+    # A call that waits in no line tries first; one that may not wait is in no line, as a
+    # receive with a timeout of 0 is: it takes a message that is there, even with a line waiting.
+    if line is None or not waits:
         try:
             return take()
         except QueueEmptyError:
             pass
-        if timeout is not None and timeout <= 0:
+        if not waits:
             raise timed_out()
         line = _lines[full_key] = _Line(full_key, runner, wait, give_back)
     deadline = None if timeout is None else runner.clock() + float(timeout)

@@ -660,3 +660,17 @@ def test_a_receive_cancelled_after_its_turn_came_hands_the_turn_on(mq):
 
     assert run(main()) == b"one message"
     assert mq.stats().count == 0
+
+
+def test_a_receive_with_no_time_to_wait_takes_a_message_that_is_there_though_a_line_waits(mq):
+    async def main():
+        waiting = asyncio.ensure_future(mq.receive_async(8))
+        await asyncio.sleep(0)
+        await until(lambda: threads_in_msgrcv() >= 1)
+        mq.send(b"one", type=8)
+        mq.send(b"two", type=8)
+        at_once = await mq.receive_async(8, timeout=0)  # as receive(timeout=0): no wait, not nothing
+        return at_once, await asyncio.wait_for(waiting, 5)
+
+    assert sorted(run(main())) == [b"one", b"two"]
+    assert mq.stats().count == 0

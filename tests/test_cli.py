@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -820,3 +821,41 @@ def test_a_hangup_the_parent_ignored_leaves_the_benchmark_running():
             process.kill()
             process.wait()
     assert queue_ids() == before
+
+
+def test_a_second_stop_signal_ends_send_lines_waiting_for_room_and_says_what_was_not_sent(mq):
+    mq.set(max_bytes=2)
+    mq.send(b"12")  # full: nobody receives
+    sender = subprocess.Popen(
+        [script(), "send", "--id", str(mq.id), "--lines"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(),
+    )
+    try:
+        sender.stdin.write(b"a\nb\nc\n")
+        sender.stdin.flush()
+        deadline = time.monotonic() + 20
+        while "msgsnd" not in pathlib.Path(f"/proc/{sender.pid}/wchan").read_text():
+            assert time.monotonic() < deadline, "send --lines never waited for room"
+            time.sleep(0.01)
+        sender.send_signal(signal.SIGTERM)  # ends the reading; the lines read still wait for room
+        sender.send_signal(signal.SIGINT)  # ends that wait (two kinds: one cannot coalesce the other)
+        status = sender.wait(10)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+        sender.stdin.close()
+    err = sender.stderr.read().decode()
+    assert status in (128 + signal.SIGINT, 128 + signal.SIGTERM)
+    assert len(err.splitlines()) == 1 and "3 line(s) read were not sent" in err, err
+    assert mq.receive_many(10, block=False) == [b"12"]
+
+
+@pytest.mark.parametrize("wait", [["--nowait"], ["--timeout", "0.1"]])
+def test_send_lines_without_room_says_how_many_lines_read_were_not_sent(mq, wait):
+    mq.set(max_bytes=4)
+    err = one_line_error(cli("send", "--id", str(mq.id), "--lines", *wait, input=b"ab\ncd\nef\ngh"), NOTHING)
+    assert "2 line(s) sent, 2 line(s) read were not sent" in err
+    assert mq.receive_many(10, block=False) == [b"ab", b"cd"]

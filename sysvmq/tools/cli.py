@@ -67,14 +67,26 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def _send_lines(mq: MessageQueue, fd: int, options: Dict[str, Any]) -> Tuple[int, int]:
     """Send each line of `fd` as soon as it is read (`tail -f log | sysvmq send KEY --lines`).
-    A stop signal ends the reading, never a send: every line read is sent. How many were
-    sent, and the signal that ended it (0 for the end of input)."""
+    A stop signal ends the reading, not a send: every line read is sent, waiting for room
+    as long as it takes; a second one ends that wait (the queue stays full: nobody receives),
+    and standard error says how many lines read were not sent, as when --nowait or --timeout
+    finds no room. How many were sent, and the signal that ended it (0 for the end of input)."""
     stop_read, stop_write = os.pipe()
+    sender = MessageQueue.from_id(mq.id)  # closed by a second stop signal: a waiting send ends
     sent = 0
     try:
-        with StopSignals(lambda: os.write(stop_write, b"\0")) as stop:
-            for line in lines_of(fd, stop_read, limits().msgmax):
-                mq.send(line, **options)
+        with StopSignals(lambda: os.write(stop_write, b"\0"), sender.close) as stop:
+            lines = lines_of(fd, stop_read, limits().msgmax)
+            for line in lines:
+                try:
+                    sender.send(line, **options)
+                except (QueueClosedError, QueueFullError, QueueTimeoutError) as e:
+                    os.write(stop_write, b"\0")  # no more is read: what was is counted
+                    unsent = f"{sent} line(s) sent, {1 + sum(1 for _ in lines)} line(s) read were not sent"
+                    if isinstance(e, QueueClosedError):  # only a second stop signal closes it
+                        print(f"sysvmq send: stopped while waiting for room: {unsent}", file=sys.stderr)
+                        break
+                    raise type(e)(e.errno, f"{e.detail}; {unsent}") from None
                 sent += 1
     finally:
         os.close(stop_read)

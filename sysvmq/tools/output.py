@@ -104,19 +104,22 @@ class StopSignals:
     """SIGINT, SIGTERM and SIGHUP call `on_stop` instead of raising in the middle of a
     message (receive closes its handle: the message in hand is delivered or put back, and
     the next receive ends the command with status 128 + the signal). A second signal
-    restores the default dispositions, so a third one acts at once. Those the parent left
-    blocked are unblocked meanwhile."""
+    calls `on_again` (what the first let finish is cut short) and restores the default
+    dispositions, so a third one acts at once. Those the parent left blocked are unblocked
+    meanwhile."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, on_stop: Callable[[], object]) -> None:
+    def __init__(self, on_stop: Callable[[], object], on_again: Callable[[], object] = lambda: None) -> None:
         self.on_stop = on_stop
+        self.on_again = on_again
         self.signum = 0
         self.previous: Dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum:
             self._restore()
+            self.on_again()
             return
         self.signum = signum
         self.on_stop()

@@ -565,6 +565,18 @@ def test_invisible_format_characters_are_escaped(mq):
     assert cli("receive", "--id", str(mq.id), check=True).stdout == "caf\u00e9 \u2603 \u0661 \U0001f600\n".encode()
 
 
+@pytest.mark.parametrize(
+    "code",
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180F, 0x3164, 0xFE00, 0xFE0F, 0xFFA0, 0xFFF0, 0xE0080, 0xE0100],
+)
+def test_default_ignorable_characters_that_are_not_format_characters_are_escaped(mq, code):
+    # Grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian and other variation
+    # selectors, reserved ones: drawn as nothing (or a blank) by terminals, as Cf is.
+    mq.send(f"a{chr(code)}b".encode())
+    shown = f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    assert cli("receive", "--id", str(mq.id), check=True).stdout == f"a{shown}b\n".encode()
+
+
 def test_send_lines_sends_each_line_while_the_input_is_still_open(mq):
     sender = subprocess.Popen(
         [script(), "send", "--id", str(mq.id), "--lines"],

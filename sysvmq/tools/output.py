@@ -24,7 +24,8 @@ class _Escapes(Dict[int, str]):
     drive the operator's terminal and each message is one line; so are the line and
     paragraph separators, which end a line for str.splitlines(), and every format character
     (Unicode category Cf: bidirectional controls, which reorder what the terminal shows,
-    zero-width and invisible ones, tags), which would make different payloads look alike.
+    zero-width and invisible ones, tags) and every other character Unicode says a renderer
+    may draw as nothing (Default_Ignorable_Code_Point), which would make different payloads look alike.
     The rest as it is. Each character of the Basic Multilingual Plane is looked up once,
     then remembered (the others each time: a sender cannot grow this table without bound)."""
 
@@ -38,9 +39,27 @@ class _Escapes(Dict[int, str]):
         return shown
 
 
-# Blocks of format characters whose unassigned code points may become some in a later
-# Unicode than this Python knows: the invisible operators and the tags.
-_INVISIBLE = frozenset([*range(0x2060, 0x2070), *range(0xE0000, 0xE0080)])
+# Unicode's Default_Ignorable_Code_Point that is not Cf (unicodedata has no such property):
+# the combining grapheme joiner, the Hangul fillers, the Khmer inherent vowels, the
+# variation selectors (Mongolian ones too), and the reserved code points of the property,
+# which may become format characters in a later Unicode than this Python knows (so may
+# those of the invisible operators' block and of plane 14's, listed whole).
+_INVISIBLE = frozenset(
+    [
+        0x034F,
+        0x115F,
+        0x1160,
+        0x17B4,
+        0x17B5,
+        *range(0x180B, 0x1810),
+        *range(0x2060, 0x2070),
+        0x3164,
+        *range(0xFE00, 0xFE10),
+        0xFFA0,
+        *range(0xFFF0, 0xFFF9),
+        *range(0xE0000, 0xE1000),
+    ]
+)
 _ESCAPES = _Escapes({code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]})
 _ESCAPES.update({code: f"\\u{code:04x}" for code in range(0x80, 0xA0)})  # C1, apart from raw bytes
 _ESCAPES.update({ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})

@@ -27,6 +27,7 @@ then ends, taking nothing.
 
 import asyncio
 import collections
+import copy
 import os
 from typing import Any, Callable, Deque, Dict, Hashable, Optional, Tuple, TypeVar
 
@@ -145,6 +146,15 @@ def _nothing() -> None:
     pass
 
 
+def _own(error: BaseException) -> BaseException:
+    """A copy of `error` for one coroutine: an exception raised in many would gather the
+    tracebacks of them all (and what one caller adds to it, the others would see)."""
+    try:
+        return copy.copy(error)
+    except Exception:  # an exception that cannot be rebuilt from its arguments
+        return error
+
+
 def _done(signal: Any) -> bool:
     return signal.done() if isinstance(signal, asyncio.Future) else bool(signal.is_set())
 
@@ -213,7 +223,7 @@ class _Line:
     def _fail_all(self, error: BaseException) -> None:
         entries, self.entries = self.entries, collections.deque()
         for entry in entries:
-            self._wake(entry, (_FAILED, error))
+            self._wake(entry, (_FAILED, _own(error)))
         self._forget_if_idle()
 
     def _wake(self, entry: _Entry, news: _News) -> None:

@@ -643,6 +643,9 @@ def test_close_fails_every_receive_in_line(mq):
 
     outcomes = run(main())
     assert all(isinstance(outcome, sysvmq.QueueClosedError) for outcome in outcomes), outcomes
+    # Each its own: one object raised in fifty coroutines would carry all their tracebacks.
+    assert len({id(outcome) for outcome in outcomes}) == len(outcomes)
+    assert {str(outcome) for outcome in outcomes} == {str(outcomes[0])}
 
 
 def test_a_receive_cancelled_after_its_turn_came_hands_the_turn_on(mq):

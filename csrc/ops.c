@@ -267,8 +267,8 @@ static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, cons
     struct sysvmq_waiter w;
     int waiting = 0;
     size_t i, offset = 0, largest = 0, checked = 0;
-    w.receiving = 0;
     long r = 0;
+    w.receiving = 0;
     if (mtype < 1)
         return -EDOM;
     if (sysvmq_is_closed(h))

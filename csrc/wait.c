@@ -29,10 +29,11 @@ static long sysvmq_attempt(const struct sysvmq_op *op, int flags)
     r = (long)msgrcv(op->id, op->buf, op->size, op->msgtyp, flags);
     if (r < 0)
         return -errno;
-    if (!(flags & SYSVMQ_MSG_COPY) && sysvmq_exiting_elsewhere()) {
-        sysvmq_return_to_queue(op->id, op->buf, (size_t)r);
+    /* One that cannot go back (the queue stayed full) is this call's after all: the
+     * exiting thread waits for Python to have it (finish.c). */
+    if (!(flags & SYSVMQ_MSG_COPY) && sysvmq_exiting_elsewhere() &&
+        sysvmq_return_to_queue(op->id, op->buf, (size_t)r) == 0)
         return -ESHUTDOWN;
-    }
     return r;
 }
 

@@ -707,7 +707,7 @@ def test_a_stop_signal_ends_send_lines_with_every_line_read_sent(mq, signum):
     assert sent + left == written  # every byte read was sent, in order, once
 
 
-def test_send_lines_memory_stays_bounded_on_a_long_stream(mq):
+def test_send_lines_memory_is_flat_on_a_long_stream(mq):
     stream = Stream(size=1000)
     sender = subprocess.Popen(
         [script(), "send", "--id", str(mq.id), "--lines"], stdin=stream.read, stderr=subprocess.PIPE, env=child_env()

@@ -1,8 +1,10 @@
 """The ``sysvmq`` command: inspect, feed and drain System V message queues."""
 
 import argparse
+import errno
 import os
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from sysvmq import __version__
@@ -101,6 +103,26 @@ def _record(message: Message, args: argparse.Namespace) -> bytes:
     return prefix + escape(message.data).encode("utf-8") + b"\n"
 
 
+#: A stop signal that comes in the instant before a receive enters the kernel is held until
+#: the call returns: msgrcv has no atomic unblock, as ppoll has. So a blocking receive waits
+#: in slices this long, and such a signal acts within one.
+STOP_SLICE = 0.25
+
+
+def _receive_slices(mq: MessageQueue, args: argparse.Namespace) -> Message:
+    """One message as `args` asks, waiting in STOP_SLICE slices (the stop handler runs between)."""
+    if args.nowait:
+        return mq.receive_message(args.type, block=False, truncate=args.truncate)
+    deadline = None if args.timeout is None else time.monotonic() + float(args.timeout)
+    while True:
+        left = STOP_SLICE if deadline is None else min(STOP_SLICE, deadline - time.monotonic())
+        try:
+            return mq.receive_message(args.type, timeout=max(left, 0.0), truncate=args.truncate)
+        except QueueTimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise mq._receive_error(errno.ETIMEDOUT, args.timeout) from None
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     out = Output()
     mq = open_queue(args)
@@ -110,9 +132,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
     with StopSignals(mq.close) as stop:
         while count is None or received < count:
             try:
-                message = mq.receive_message(
-                    args.type, block=not args.nowait, timeout=args.timeout, truncate=args.truncate
-                )
+                message = _receive_slices(mq, args)
             except QueueClosedError:
                 if stop.signum:
                     return 128 + stop.signum

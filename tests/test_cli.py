@@ -577,13 +577,18 @@ def test_default_ignorable_characters_that_are_not_format_characters_are_escaped
     assert cli("receive", "--id", str(mq.id), check=True).stdout == f"a{shown}b\n".encode()
 
 
-def test_send_lines_sends_each_line_while_the_input_is_still_open(mq):
-    sender = subprocess.Popen(
+def send_lines(mq):
+    """`sysvmq send --lines` to `mq`, fed through a pipe this test writes to."""
+    return subprocess.Popen(
         [script(), "send", "--id", str(mq.id), "--lines"],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=child_env(),
     )
+
+
+def test_send_lines_sends_each_line_while_the_input_is_still_open(mq):
+    sender = send_lines(mq)
     try:
         sender.stdin.write(b"first\n")
         sender.stdin.flush()
@@ -838,12 +843,7 @@ def test_a_hangup_the_parent_ignored_leaves_the_benchmark_running():
 def test_a_second_stop_signal_ends_send_lines_waiting_for_room_and_says_what_was_not_sent(mq):
     mq.set(max_bytes=2)
     mq.send(b"12")  # full: nobody receives
-    sender = subprocess.Popen(
-        [script(), "send", "--id", str(mq.id), "--lines"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(),
-    )
+    sender = send_lines(mq)
     try:
         sender.stdin.write(b"a\nb\nc\n")
         sender.stdin.flush()

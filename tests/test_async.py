@@ -566,15 +566,19 @@ def test_cancelling_the_head_of_the_line_while_messages_stream_loses_nothing(mq)
         deadline = time.monotonic() + 60
         while cancelled < 300 and time.monotonic() < deadline:
             await asyncio.sleep(random.uniform(0, 0.002))
-            head = line.popleft()  # the oldest receive still waiting is the head of the line
+            # Those served meanwhile have left the line: the oldest still waiting is its head.
+            line = collections.deque(task for task in line if not task.done())
+            if not line:  # every one was served: a new line forms while the next sleep lasts
+                line.extend(asyncio.ensure_future(receiver()) for _ in range(20))
+                continue
+            head = line.popleft()
             head.cancel()
             try:
                 await head
             except asyncio.CancelledError:
                 cancelled += 1
-            served = sum(task.done() for task in line)
             line = collections.deque(task for task in line if not task.done())
-            line.extend(asyncio.ensure_future(receiver()) for _ in range(1 + served))
+            line.extend(asyncio.ensure_future(receiver()) for _ in range(20 - len(line)))
             most_in_kernel = max(most_in_kernel, threads_in_msgrcv())
         mq.send(b"stop", type=99)
         total = int(await asyncio.get_running_loop().run_in_executor(None, producer.stdout.read))

@@ -4,6 +4,10 @@
  * width, offset or constant value is copied here.  Shim functions return
  * >= 0 on success and -errno on failure (errno is captured in C, so nothing
  * that runs in Python between the call and the check can overwrite it).
+ *
+ * Words: a receive *takes* a message off its queue into a buffer, which *holds* it
+ * (`held`) until Python has copied it out and *handed it over* to its caller; a message
+ * taken that its caller cannot have is *returned* to the end of its queue (sysvmq_return*).
  */
 
 typedef int... key_t;
@@ -82,16 +86,16 @@ int sysvmq_put(sysvmq_handle *h, long mtype, const char *data, size_t len);
 
 /* Receive into `b` (up to `cap` <= its handle's max_size bytes): the payload length, or
  * -errno as for sysvmq_send.  With `dest` not NULL the payload is copied there as well.
- * Every receive records in b->taken what it took (-1: nothing; MSG_COPY takes nothing). */
+ * Every receive records in b->held what it took (-1: nothing; MSG_COPY takes nothing). */
 long sysvmq_receive(sysvmq_rbuf *b, size_t cap, long msgtyp, int flags, long long deadline_ns,
                     sysvmq_token *token, char *dest);
 
 /* Wait, as sysvmq_receive would, until a message that `msgtyp` and `flags` select is
  * waiting, and take none: 0 then.  A zero-length message fits the zero-byte buffer and is
- * taken: it is put back at the end of the queue if it fits at once (0), else it is the
- * caller's: 1, with its type in *taken. */
+ * taken: it is returned to the end of the queue if it fits at once (0), else it is the
+ * caller's: 1, with its type in *held_type. */
 long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
-                  sysvmq_token *token, long *taken);
+                  sysvmq_token *token, long *held_type);
 
 /* The fast receive: sysvmq_receive of the first message (msgtyp 0), with the full
  * max_size, no flags, no deadline, no token, no dest. */
@@ -113,22 +117,22 @@ int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, const size_
 
 /* Receive up to `max_count` (<= b->slots) messages of up to `cap` bytes into `b`: the
  * first one blocks as for sysvmq_receive, later ones are taken only if already waiting.
- * The count (also in b->taken), or -errno when not even the first message came. */
+ * The count (also in b->held), or -errno when not even the first message came. */
 long sysvmq_receive_many(sysvmq_batch *b, size_t cap, long msgtyp, int flags, long long deadline_ns,
                          sysvmq_token *token, size_t max_count);
 
 /* Put the message the last receive into `b` took back at the end of the queue, for a
  * caller that could not be handed it (an exception on its way out): 0, 1 if it had taken
- * none, or -errno if the queue had no room for it within a second (then b->taken still
+ * none, or -errno if the queue had no room for it within a second (then b->held still
  * says what `b` holds: the caller hands it over). */
-int sysvmq_give_back(sysvmq_rbuf *b);
+int sysvmq_return(sysvmq_rbuf *b);
 
-/* sysvmq_give_back for every message the last sysvmq_receive_many took into `b`, in
- * order; on -errno, b->taken counts the last ones not back (still in `b`). */
-int sysvmq_give_back_many(sysvmq_batch *b);
+/* sysvmq_return for every message the last sysvmq_receive_many took into `b`, in
+ * order; on -errno, b->held counts the last ones not back (still in `b`). */
+int sysvmq_return_many(sysvmq_batch *b);
 
-/* sysvmq_give_back for a message already copied out of its buffer. */
-int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data, size_t len);
+/* sysvmq_return for a message already copied out of its buffer. */
+int sysvmq_return_copy(sysvmq_handle *h, long mtype, const char *data, size_t len);
 
 /* The process exits (an atexit handler): from now on every handle counts as closed in
  * every other thread, and a message a receive there takes goes back to its queue; wakes

@@ -9,7 +9,7 @@
  *      or the process ends (sysvmq_sit_out); one that would not block finds nothing;
  *   2. every receive of another thread that waits in the kernel is woken to do so;
  *   3. what a receive took before that is waited for until Python has it: its buffer's
- *      `taken` is reset once the message is copied out (sysvmq._lowlevel).
+ *      `held` is reset once the message is copied out (sysvmq._lowlevel).
  * Calls in the finishing thread itself (later atexit handlers), and sends, work as
  * before. */
 
@@ -20,10 +20,10 @@ static int sysvmq_held(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **ba
 {
     size_t i;
     for (i = 0; i < nbuffers; i++)
-        if (__atomic_load_n(&buffers[i]->taken, __ATOMIC_SEQ_CST) >= 0)
+        if (__atomic_load_n(&buffers[i]->held, __ATOMIC_SEQ_CST) >= 0)
             return 1;
     for (i = 0; i < nbatches; i++)
-        if (__atomic_load_n(&batches[i]->taken, __ATOMIC_SEQ_CST) > 0)
+        if (__atomic_load_n(&batches[i]->held, __ATOMIC_SEQ_CST) > 0)
             return 1;
     return 0;
 }

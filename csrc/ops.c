@@ -136,25 +136,25 @@ static long sysvmq_receive(sysvmq_rbuf *b, size_t cap, long msgtyp, int flags,
     r = sysvmq_receive_op(b->handle, buf, cap, msgtyp, flags, deadline_ns, token);
     if (r > 0 && dest != NULL)
         memcpy(dest, buf->mtext, (size_t)r);
-    sysvmq_record_take(&b->taken, (flags & SYSVMQ_MSG_COPY) && SYSVMQ_HAS_MSG_COPY ? -1 : r);
+    sysvmq_record_held(&b->held, (flags & SYSVMQ_MSG_COPY) && SYSVMQ_HAS_MSG_COPY ? -1 : r);
     return sysvmq_receive_ends(r);
 }
 
 static long sysvmq_await_once(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
-                              sysvmq_token *token, long *taken)
+                              sysvmq_token *token, long *held_type)
 {
     long header[2];
     struct sysvmq_msgbuf *buf = (struct sysvmq_msgbuf *)(void *)header;
     struct sysvmq_op back;
     long r;
-    *taken = 0;
+    *held_type = 0;
     /* Without MSG_NOERROR a zero-byte buffer takes nothing longer than zero bytes: E2BIG. */
     r = sysvmq_receive_op(h, buf, 0, msgtyp, flags & ~MSG_NOERROR, deadline_ns, token);
     if (r == -E2BIG)
         return 0;
     if (r != 0)
         return r;
-    /* A zero-length message fits and was taken: put it back at once if it fits (without
+    /* A zero-length message fits and was taken: return it at once if it fits (without
      * waiting, and a receiver may lack write permission); else it is the caller's. */
     back.send = 1;
     back.id = h->id;
@@ -165,25 +165,25 @@ static long sysvmq_await_once(sysvmq_handle *h, long msgtyp, int flags, long lon
         r = sysvmq_attempt(&back, IPC_NOWAIT);
     while (r == -EINTR);
     if (r == 0) {
-        sysvmq_note_locking(SYSVMQ_EV_PUT_BACK, 0, 0, buf->mtype);
+        sysvmq_note_locking(SYSVMQ_EV_RETURNED, 0, 0, buf->mtype);
         return 0;
     }
-    *taken = buf->mtype;
+    *held_type = buf->mtype;
     return 1;
 }
 
 static long sysvmq_await(sysvmq_handle *h, long msgtyp, int flags, long long deadline_ns,
-                         sysvmq_token *token, long *taken)
+                         sysvmq_token *token, long *held_type)
 {
     sysvmq_receive_begins();
-    return sysvmq_receive_ends(sysvmq_await_once(h, msgtyp, flags, deadline_ns, token, taken));
+    return sysvmq_receive_ends(sysvmq_await_once(h, msgtyp, flags, deadline_ns, token, held_type));
 }
 
 static long sysvmq_take_type(sysvmq_rbuf *b, long msgtyp)
 {
     sysvmq_handle *h = b->handle;
     sysvmq_receive_begins();
-    return sysvmq_receive_ends(sysvmq_record_take(&b->taken, sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL)));
+    return sysvmq_receive_ends(sysvmq_record_held(&b->held, sysvmq_receive_op(h, sysvmq_message_of(b), h->max_size, msgtyp, 0, -1, NULL)));
 }
 
 static long sysvmq_take(sysvmq_rbuf *b)
@@ -196,7 +196,7 @@ static long sysvmq_take_within_once(sysvmq_rbuf *b, long msgtyp, double timeout)
     sysvmq_handle *h = b->handle;
     struct sysvmq_op op;
     long r;
-    sysvmq_record_take(&b->taken, -1);
+    sysvmq_record_held(&b->held, -1);
     if (!(timeout >= 0))
         return -EDOM; /* negative or NaN */
     if (sysvmq_is_closed(h))
@@ -204,13 +204,13 @@ static long sysvmq_take_within_once(sysvmq_rbuf *b, long msgtyp, double timeout)
     sysvmq_receiving(&op, h, sysvmq_message_of(b), h->max_size, msgtyp);
     r = sysvmq_attempt(&op, IPC_NOWAIT);
     if (r != -ENOMSG && r != -ESHUTDOWN)
-        return sysvmq_record_take(&b->taken, r);
+        return sysvmq_record_held(&b->held, r);
     /* Only a call that has to wait needs its deadline. */
     b->deadline_ns = timeout * 1e9 >= (double)SYSVMQ_FOREVER_NS
                          ? -1
                          : sysvmq_monotonic_ns() + (long long)(timeout * 1e9);
     r = sysvmq_check_queue(h, 0, 0);
-    return sysvmq_record_take(&b->taken, r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL));
+    return sysvmq_record_held(&b->held, r < 0 ? r : sysvmq_wait(h, &op, 0, b->deadline_ns, NULL));
 }
 
 static long sysvmq_take_within(sysvmq_rbuf *b, long msgtyp, double timeout)
@@ -315,7 +315,7 @@ static long sysvmq_receive_many_once(sysvmq_batch *b, size_t cap, long msgtyp, i
     struct sysvmq_op op;
     size_t n = 0, pos = 0;
     long r;
-    sysvmq_record_count(&b->taken, 0);
+    sysvmq_record_held_count(&b->held, 0);
     if (max_count > b->slots)
         max_count = b->slots;
     while (n < max_count) {
@@ -336,7 +336,7 @@ static long sysvmq_receive_many_once(sysvmq_batch *b, size_t cap, long msgtyp, i
         b->lens[n] = (size_t)r;
         b->types[n] = op.buf->mtype;
         pos += header + (size_t)r;
-        sysvmq_record_count(&b->taken, ++n);
+        sysvmq_record_held_count(&b->held, ++n);
     }
     return n > 0 ? (long)n : -EINVAL;
 }
@@ -373,20 +373,20 @@ static int sysvmq_return_to_queue(int id, struct sysvmq_msgbuf *buf, size_t len)
 }
 
 /* 0 once the message `b` took is back in the queue, 1 if it took none, else -errno with
- * `b->taken` left as it was: the message is still in `b`, for the caller to hand over. */
-static int sysvmq_give_back(sysvmq_rbuf *b)
+ * `b->held` left as it was: the message is still in `b`, for the caller to hand over. */
+static int sysvmq_return(sysvmq_rbuf *b)
 {
-    long len = b->taken;
+    long len = b->held;
     int r;
     if (len < 0)
         return 1;
     r = sysvmq_return_to_queue(b->handle->id, sysvmq_message_of(b), (size_t)len);
     if (r == 0)
-        sysvmq_record_take(&b->taken, -1);
+        sysvmq_record_held(&b->held, -1);
     return r;
 }
 
-static int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data, size_t len)
+static int sysvmq_return_copy(sysvmq_handle *h, long mtype, const char *data, size_t len)
 {
     long stack[1 + SYSVMQ_STACK_PAYLOAD / sizeof(long)];
     struct sysvmq_msgbuf *buf = sysvmq_send_buffer(stack, len);
@@ -401,21 +401,21 @@ static int sysvmq_give_back_copy(sysvmq_handle *h, long mtype, const char *data,
     return r;
 }
 
-/* The messages of a batch, back in order: 0, or -errno with `b->taken` the count of the
+/* The messages of a batch, back in order: 0, or -errno with `b->held` the count of the
  * last ones that are not back (still in `b`, for the caller to hand over). */
-static int sysvmq_give_back_many(sysvmq_batch *b)
+static int sysvmq_return_many(sysvmq_batch *b)
 {
     const size_t header = offsetof(struct sysvmq_msgbuf, mtext);
-    size_t i, n = b->taken;
+    size_t i, n = b->held;
     int r = 0;
     for (i = 0; i < n; i++) {
         r = sysvmq_return_to_queue(b->handle->id, (struct sysvmq_msgbuf *)(void *)(b->out + b->offsets[i] - header),
                                    b->lens[i]);
         if (r < 0) {
-            sysvmq_record_count(&b->taken, n - i);
+            sysvmq_record_held_count(&b->held, n - i);
             return r;
         }
     }
-    sysvmq_record_count(&b->taken, 0);
+    sysvmq_record_held_count(&b->held, 0);
     return 0;
 }

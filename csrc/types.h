@@ -29,13 +29,13 @@ typedef struct {
 typedef struct {
     sysvmq_handle *handle;
     long long deadline_ns;
-    long taken; /* the length of the message the last call took into it; -1: none */
+    long held; /* the length of the message taken into it and not yet handed over; -1: none */
     long mtype;
     char mtext[];
 } sysvmq_rbuf;
 
 /* receive_many's memory (owned by Python, one call at a time): message i at
- * out + offsets[i], lens[i] bytes, of type types[i]; `taken` of them from the last call. */
+ * out + offsets[i], lens[i] bytes, of type types[i]; `held` of them from the last call. */
 typedef struct {
     sysvmq_handle *handle;
     char *out;
@@ -44,7 +44,7 @@ typedef struct {
     size_t *offsets;
     size_t *lens;
     long *types;
-    size_t taken;
+    size_t held;
 } sysvmq_batch;
 
 /* Lets another thread stop one blocking call (asyncio cancellation). */
@@ -64,7 +64,7 @@ enum {
     SYSVMQ_EV_SWITCHED = 6,    /* a waiter's signal signo failed (value: 0 taken, else errno); detail: its new one, 0 none */
     SYSVMQ_EV_POLLING = 7,     /* a wait polls; detail: SYSVMQ_WHY_NO_SIGNAL or SYSVMQ_WHY_NO_HELPER */
     SYSVMQ_EV_HELPER = 8,      /* the helper thread started (detail 0) or could not (detail: errno) */
-    SYSVMQ_EV_PUT_BACK = 9     /* an async wait took a zero-length message and put it back; value: its type */
+    SYSVMQ_EV_RETURNED = 9     /* an async wait took a zero-length message and put it back; value: its type */
 };
 enum {
     SYSVMQ_WHY_HANDLED = 1,    /* the application handles it */

@@ -420,7 +420,7 @@ static int sysvmq_exiting_elsewhere(void)
 }
 
 /* How many threads are inside a receive call: from its entry until what it took is
- * recorded in its buffer (`taken`), which the exiting process waits for (finish.c). */
+ * recorded in its buffer (`held`), which the exiting process waits for (finish.c). */
 static long sysvmq_receivers_inside;
 
 static void sysvmq_receive_begins(void)
@@ -434,16 +434,16 @@ static long sysvmq_receive_ends(long r)
     return r;
 }
 
-/* A buffer's `taken`: written by the receiving thread, read by the exiting one (finish.c). */
-static long sysvmq_record_take(long *taken, long r)
+/* What a buffer holds (`held`): written by the receiving thread, read by the exiting one (finish.c). */
+static long sysvmq_record_held(long *held, long r)
 {
-    __atomic_store_n(taken, r, __ATOMIC_RELAXED);
+    __atomic_store_n(held, r, __ATOMIC_RELAXED);
     return r;
 }
 
-static void sysvmq_record_count(size_t *taken, size_t n)
+static void sysvmq_record_held_count(size_t *held, size_t n)
 {
-    __atomic_store_n(taken, n, __ATOMIC_RELAXED);
+    __atomic_store_n(held, n, __ATOMIC_RELAXED);
 }
 
 static int sysvmq_is_closed(sysvmq_handle *h)

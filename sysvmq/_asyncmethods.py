@@ -87,7 +87,7 @@ class AsyncMethods(QueueControl):
                 (self._h, mtype, flags),
                 lambda: self._take_now(mtype, flags),
                 lambda token, seconds: self._await_message(mtype, flags, seconds, token),
-                self._give_back,
+                self._return_to_queue,
                 wait_seconds(timeout),
                 lambda: self._receive_error(errno.ETIMEDOUT, timeout),
             )
@@ -107,6 +107,6 @@ class AsyncMethods(QueueControl):
         except BaseException as error:
             # A handler raised between the take and the return (see MessageQueue.receive):
             # the message goes back to the queue, by the first call made here.
-            if taken is not None and lib.sysvmq_give_back_copy(self._h, taken[1], taken[2], taken[0]) < 0:
+            if taken is not None and lib.sysvmq_return_copy(self._h, taken[1], taken[2], taken[0]) < 0:
                 undelivered(error, [new_message(taken[1:])])
             raise

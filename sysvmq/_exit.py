@@ -9,7 +9,7 @@ returns it to the end of its queue): one that would block waits as it would, tak
 nothing, until its timeout, ``close()`` or a cancellation ends it (else until the process
 ends), and one that would not block finds nothing; each one waiting in the kernel is
 woken to do so; and what a receive took just before is waited for, up to FINISH_SECONDS,
-until Python has copied it out of its buffer (the buffer's ``taken`` reset), so that it
+until Python has copied it out of its buffer (the buffer's ``held`` reset), so that it
 reaches the code that asked for it.
 
 The handler is registered when sysvmq is imported: atexit handlers registered later (an
@@ -64,9 +64,9 @@ def _finish() -> None:
 def _forked() -> None:
     lib.sysvmq_forked()
     for rb in list(_buffers):
-        rb.taken = -1
+        rb.held = -1
     for batch in list(_batches):
-        batch.taken = 0
+        batch.held = 0
 
 
 os.register_at_fork(after_in_child=_forked)

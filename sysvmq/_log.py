@@ -131,7 +131,7 @@ def _line(event: Any, skipped: List[Tuple[int, int]]) -> str:
         return f"a wait polls (every 50 µs growing to 2 ms) instead of sleeping in the kernel: {why}{_times(count)}"
     if kind == lib.SYSVMQ_EV_HELPER:
         return "helper thread started: it keeps the deadlines of timed waits that have to block"
-    if kind == lib.SYSVMQ_EV_PUT_BACK:
+    if kind == lib.SYSVMQ_EV_RETURNED:
         return (
             f"an async receive's wait took a zero-length message of type {event.value} and put it back "
             f"at the end of the queue{_times(count)}"

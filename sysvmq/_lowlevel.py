@@ -20,7 +20,7 @@ from sysvmq._log import debug, report
 from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
 from sysvmq.stats import KEY_MASK, msgmax
 
-__all__ = ["PLAIN", "Message", "Options", "QueueCore", "ReceiveBuffer", "new_message"]
+__all__ = ["WAIT_FOREVER", "Message", "Options", "QueueCore", "ReceiveBuffer", "new_message"]
 
 _send = lib.sysvmq_send
 _receive = lib.sysvmq_receive
@@ -78,10 +78,10 @@ def undelivered(error: BaseException, messages: List[Message]) -> None:
 
 
 def undelivered_in(error: BaseException, buffer: "ReceiveBuffer") -> None:
-    """undelivered() for the message a failed sysvmq_give_back left in `buffer`."""
+    """undelivered() for the message a failed sysvmq_return left in `buffer`."""
     _, view, fields = buffer
-    undelivered(error, [new_message((fields[MTYPE], view[: fields[TAKEN]]))])
-    fields[TAKEN] = -1
+    undelivered(error, [new_message((fields[MTYPE], view[: fields[HELD]]))])
+    fields[HELD] = -1
 
 
 class Options(NamedTuple):
@@ -93,20 +93,20 @@ class Options(NamedTuple):
 
 
 #: A blocking call with no flags and no deadline.
-PLAIN = Options(0, -1, None)
+WAIT_FOREVER = Options(0, -1, None)
 
 
 #: One message's worth of memory for msgrcv, from the handle's free list:
 #: ``rb, view, fields = buffer`` - the ``sysvmq_rbuf *`` (it points at the handle, so the
 #: fast receive passes C one argument; msgrcv writes its ``mtype`` and ``mtext``), a cffi
 #: buffer over its payload room, which ``view[:n]`` copies into bytes, and a memoryview of
-#: its header as C longs (a cdata `long *` on PyPy): ``fields[TAKEN]`` and ``fields[MTYPE]`` read and write those
+#: its header as C longs (a cdata `long *` on PyPy): ``fields[HELD]`` and ``fields[MTYPE]`` read and write those
 #: fields for a fraction of what cdata attribute access costs. A plain tuple: the
-#: cheapest thing to unpack. A buffer on the free list has ``fields[TAKEN] == -1``: every
+#: cheapest thing to unpack. A buffer on the free list has ``fields[HELD] == -1``: every
 #: call resets it once the payload is copied out, and drops a buffer it could not.
 ReceiveBuffer = Tuple[Any, Any, Any]
 _LONG = ffi.sizeof("long")
-TAKEN = ffi.offsetof("sysvmq_rbuf", "taken") // _LONG
+HELD = ffi.offsetof("sysvmq_rbuf", "held") // _LONG
 MTYPE = ffi.offsetof("sysvmq_rbuf", "mtype") // _LONG
 #: CPython runs the C loops of memoryview, array and struct fastest; PyPy's JIT runs cdata
 #: pointers and plain Python loops fastest (memoryview access costs it 20-90 ns, a cdata
@@ -267,7 +267,7 @@ class QueueCore:
         """A new receive buffer for max_size bytes, for this handle."""
         rb = _alloc("sysvmq_rbuf *", {"mtext": self._max_size})
         rb.handle = self._h  # both live as long as this object: the buffer sits in its free list
-        rb.taken = -1
+        rb.held = -1
         _exit.watch_buffer(rb)
         if CPYTHON:
             fields = memoryview(ffi.buffer(rb, ffi.offsetof("sysvmq_rbuf", "mtext"))).cast("l")
@@ -308,21 +308,21 @@ class QueueCore:
         """One message with checked options: (length, type, payload; b"" when copied into `dest`)."""
         buffer = self._spare_buffer()
         rb, view, fields = buffer
-        fields[TAKEN] = -1
+        fields[HELD] = -1
         taken = None
         try:
             n = self._receive_loop(mtype, options, buffer, dest)
             taken = n, fields[MTYPE], b"" if dest is not _NULL else view[:n]
-            fields[TAKEN] = -1  # in Python now (see sysvmq.queue's receive)
+            fields[HELD] = -1  # in Python now (see sysvmq.queue's receive)
             self._buffers.append(buffer)
             return taken
         except BaseException as error:  # see MessageQueue.receive
             if taken is None:
-                if lib.sysvmq_give_back(rb) < 0:
+                if lib.sysvmq_return(rb) < 0:
                     undelivered_in(error, buffer)
             else:  # copied out: the buffer may be another call's by now
                 n, got_type, data = taken
-                if lib.sysvmq_give_back_copy(self._h, got_type, data if dest is _NULL else dest, n) < 0:
+                if lib.sysvmq_return_copy(self._h, got_type, data if dest is _NULL else dest, n) < 0:
                     undelivered(error, [new_message((got_type, data if dest is _NULL else bytes(dest[:n])))])
             raise
 
@@ -340,7 +340,7 @@ class QueueCore:
             buffer = _batch_buffer(self._h, size, slots)
         batch, view, _, _, (_, offsets, lens, types) = buffer
         flags, deadline, timeout = options
-        batch.taken = 0
+        batch.held = 0
         try:
             while True:
                 n = lib.sysvmq_receive_many(batch, cap, mtype, flags, deadline, _NULL, slots)
@@ -354,12 +354,12 @@ class QueueCore:
             else:
                 messages = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)]
         except BaseException as error:  # Ctrl-C, sys.exit() in a handler, MemoryError: the messages go back, in order
-            total = batch.taken
-            if lib.sysvmq_give_back_many(batch) < 0:
-                left = range(total - batch.taken, total)
+            total = batch.held
+            if lib.sysvmq_return_many(batch) < 0:
+                left = range(total - batch.held, total)
                 undelivered(error, [new_message((types[i], view[offsets[i] : offsets[i] + lens[i]])) for i in left])
             raise
-        batch.taken = 0  # in Python now (see sysvmq.queue's receive)
+        batch.held = 0  # in Python now (see sysvmq.queue's receive)
         batches += (buffer,)  # not a call: CPython 3.11+ runs no signal handler before the return
         return messages
 
@@ -392,7 +392,7 @@ class QueueCore:
             if r != _EINTR:
                 raise error_for(-r, "await") if r == -errno.ETIMEDOUT else self._receive_error(-r, None)
 
-    def _give_back(self, message: Optional[Message]) -> bool:
+    def _return_to_queue(self, message: Optional[Message]) -> bool:
         """Put `message`, taken by a call whose caller is gone, back at the end of the queue,
         without waiting: whether it is back (or there was none)."""
         if message is None:

@@ -192,13 +192,15 @@ class _Line:
     """The receives of one event loop that select the same messages, in order; the
     methods run in the loop's thread but for _work."""
 
-    __slots__ = ("entries", "give_back", "job", "key", "orphan", "runner", "turn_out", "wait")
+    __slots__ = ("entries", "return_to_queue", "job", "key", "orphan", "runner", "turn_out", "wait")
 
-    def __init__(self, key: Any, runner: Any, wait: Callable[[Any, float], Any], give_back: Callable[[Any], bool]):
+    def __init__(
+        self, key: Any, runner: Any, wait: Callable[[Any, float], Any], return_to_queue: Callable[[Any], bool]
+    ):
         self.key = key
         self.runner = runner
         self.wait = wait
-        self.give_back = give_back
+        self.return_to_queue = return_to_queue
         self.entries: Deque[_Entry] = collections.deque()
         self.job: Optional[_Job] = None  # the worker, while it runs
         self.turn_out = False  # a woken coroutine has the turn: no worker runs meanwhile
@@ -237,7 +239,7 @@ class _Line:
             self._wake(self.entries.popleft(), news)
             return
         self.turn_out = False
-        if news[0] == _HANDED and not self.give_back(news[1]):
+        if news[0] == _HANDED and not self.return_to_queue(news[1]):
             self.orphan = news[1]
         self._forget_if_idle()
 
@@ -254,7 +256,7 @@ class _Line:
             self.runner.post(self._finished, job, outcome)
         except _Gone:  # nobody will run the line again
             if outcome[0] and outcome[1] is not None:
-                self.give_back(outcome[1])
+                self.return_to_queue(outcome[1])
             if _lines.get(self.key) is self:
                 del _lines[self.key]
 
@@ -316,7 +318,7 @@ async def receive_in_line(
     key: Tuple[Hashable, int, int],
     take: Callable[[], _T],
     wait: Callable[[Any, float], Optional[_T]],
-    give_back: Callable[[_T], bool],
+    return_to_queue: Callable[[_T], bool],
     timeout: Optional[float],
     timed_out: Callable[[], BaseException],
 ) -> _T:
@@ -325,7 +327,7 @@ async def receive_in_line(
 
     `wait(token, seconds)` blocks in a worker until a message is there and takes none
     (None), or returns one it had to take; QueueTimeoutError after `seconds`.
-    `give_back(message)` puts such a message back without waiting: whether it could.
+    `return_to_queue(message)` puts such a message back without waiting: whether it could.
     After `timeout` seconds (None: forever), `timed_out()` is raised.
     """
     runner = _runner()
@@ -341,7 +343,7 @@ async def receive_in_line(
             pass
         if not waits:
             raise timed_out()
-        line = _lines[full_key] = _Line(full_key, runner, wait, give_back)
+        line = _lines[full_key] = _Line(full_key, runner, wait, return_to_queue)
     deadline = None if timeout is None else runner.clock() + float(timeout)
     entry = _Entry(runner.signal())
     line.join(entry)

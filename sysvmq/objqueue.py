@@ -15,7 +15,7 @@ from typing import Any, Optional, Protocol, Tuple, TypeVar
 from sysvmq._args import check_send_type, exact_type, receive_options, seconds_text
 from sysvmq._control import ClosesOnExit
 from sysvmq._integers import check_int, type_name
-from sysvmq._lowlevel import PLAIN, Options, new_message, undelivered
+from sysvmq._lowlevel import WAIT_FOREVER, Options, new_message, undelivered
 from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import (
     MessageDecodeError,
@@ -30,7 +30,7 @@ from sysvmq.queue import MessageQueue
 __all__ = ["Queue", "Serializer"]
 
 _NOWAIT = Options(lib.IPC_NOWAIT, -1, None)
-_give_back_copy = lib.sysvmq_give_back_copy
+_return_copy = lib.sysvmq_return_copy
 
 
 class Serializer(Protocol):
@@ -310,7 +310,7 @@ class Queue(ClosesOnExit):
         message back at the end of the queue.
         """
         if block and timeout is None:
-            options = PLAIN
+            options = WAIT_FOREVER
         elif not block:
             options = _NOWAIT
         else:
@@ -336,12 +336,12 @@ class Queue(ClosesOnExit):
             try:
                 failed = self._decode_error(taken[2], e)
             except BaseException as error:  # a handler raised before the bytes were on the error
-                if _give_back_copy(self._mq._h, taken[1], taken[2], taken[0]) < 0:
+                if _return_copy(self._mq._h, taken[1], taken[2], taken[0]) < 0:
                     undelivered(error, [new_message(taken[1:])])
                 raise
             raise failed from e
         except BaseException as error:
-            if taken is not None and _give_back_copy(self._mq._h, taken[1], taken[2], taken[0]) < 0:
+            if taken is not None and _return_copy(self._mq._h, taken[1], taken[2], taken[0]) < 0:
                 undelivered(error, [new_message(taken[1:])])
             raise
 

@@ -29,7 +29,7 @@ from sysvmq._args import (
 from sysvmq._asyncmethods import AsyncMethods
 from sysvmq._control import key_of, open_flags, open_queue
 from sysvmq._integers import INT_MAX, INT_MIN, check_int
-from sysvmq._lowlevel import MTYPE, PLAIN, TAKEN, Message, Options, new_message, undelivered, undelivered_in
+from sysvmq._lowlevel import HELD, MTYPE, WAIT_FOREVER, Message, Options, new_message, undelivered, undelivered_in
 from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.iteration import Messages
 
@@ -50,9 +50,9 @@ _put = lib.sysvmq_put
 _take = lib.sysvmq_take
 _take_type = lib.sysvmq_take_type
 _take_within = lib.sysvmq_take_within
-_give_back = lib.sysvmq_give_back
-_give_back_copy = lib.sysvmq_give_back_copy
-_NONE_TAKEN = 1  # sysvmq_give_back: the call had taken nothing
+_return_to_queue = lib.sysvmq_return
+_return_copy = lib.sysvmq_return_copy
+_NOTHING_HELD = 1  # sysvmq_return: the call had taken nothing
 _NULL = ffi.NULL
 
 
@@ -149,7 +149,7 @@ class MessageQueue(AsyncMethods):
         except OverflowError:
             raise bad_type(type, check_send_type) from None
         if r:
-            self._send_loop(message, type, PLAIN, _NULL, r)
+            self._send_loop(message, type, WAIT_FOREVER, _NULL, r)
 
     def _send_checked(self, data: Any, type: Any, flags: Any, block: bool, timeout: Any) -> None:
         """send() of `data` (exact bytes or a cdata view) with every other argument checked."""
@@ -166,7 +166,7 @@ class MessageQueue(AsyncMethods):
         whole batch.
         """
         mtype = type if exact_type(type) is int and 0 < type <= LONG_MAX else check_send_type(type)
-        options = PLAIN if block and timeout is None else Options(*send_options(0, block, timeout), timeout)
+        options = WAIT_FOREVER if block and timeout is None else Options(*send_options(0, block, timeout), timeout)
         parts: List[Any] = list(messages)  # our own copy: nobody changes it between len() and join
         if not parts:
             return 0
@@ -232,7 +232,7 @@ class MessageQueue(AsyncMethods):
             data: bytes = view[:n]
             mtype = fields[MTYPE]
             copied = True
-            fields[TAKEN] = -1  # in Python now: nothing left for an exiting process to wait for
+            fields[HELD] = -1  # in Python now: nothing left for an exiting process to wait for
             buffers.append(buffer)
             return data
         except BaseException as error:
@@ -240,12 +240,12 @@ class MessageQueue(AsyncMethods):
             # handler could raise first: from the copy (the buffer may be another call's now),
             # else from the buffer if this call took one into it.
             if copied:
-                fields[TAKEN] = -1
-                if _give_back_copy(self._h, mtype, data, n) < 0:
+                fields[HELD] = -1
+                if _return_copy(self._h, mtype, data, n) < 0:
                     undelivered(error, [new_message((mtype, data))])
                 raise
-            back = _give_back(rb)
-            if back == _NONE_TAKEN and exact_type(error) is OverflowError:
+            back = _return_to_queue(rb)
+            if back == _NOTHING_HELD and exact_type(error) is OverflowError:
                 buffers.append(buffer)  # a type or timeout C cannot hold: the checked path explains it
                 return self._receive_checked(type, 0, True, timeout, False, False)[2]
             if back < 0:
@@ -289,17 +289,17 @@ class MessageQueue(AsyncMethods):
                 n = self._resume_fast_receive(n, type, timeout, buffer)
             message = new_message((fields[MTYPE], view[:n]))
             copied = True
-            fields[TAKEN] = -1  # in Python now: nothing left for an exiting process to wait for
+            fields[HELD] = -1  # in Python now: nothing left for an exiting process to wait for
             buffers.append(buffer)
             return message
         except BaseException as error:  # as in receive()
             if copied:
-                fields[TAKEN] = -1
-                if _give_back_copy(self._h, message[0], message[1], n) < 0:
+                fields[HELD] = -1
+                if _return_copy(self._h, message[0], message[1], n) < 0:
                     undelivered(error, [message])
                 raise
-            back = _give_back(rb)
-            if back == _NONE_TAKEN and exact_type(error) is OverflowError:
+            back = _return_to_queue(rb)
+            if back == _NOTHING_HELD and exact_type(error) is OverflowError:
                 buffers.append(buffer)
                 _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
                 return new_message((mtype, data))
@@ -350,7 +350,7 @@ class MessageQueue(AsyncMethods):
             max_count = check_int("max_count", max_count, 1, SSIZE_LIMIT - 1, -SSIZE_LIMIT, SSIZE_LIMIT - 1)
         mtype = type if exact_type(type) is int and LONG_MIN <= type <= LONG_MAX else check_receive_type(type)
         if block and timeout is None and not truncate and not exclude:
-            return self._receive_batch(max_count, mtype, PLAIN)
+            return self._receive_batch(max_count, mtype, WAIT_FOREVER)
         options = Options(*receive_options(mtype, 0, block, timeout, truncate, exclude), timeout)
         return self._receive_batch(max_count, mtype, options)
 

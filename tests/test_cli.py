@@ -385,12 +385,12 @@ def test_send_create_refuses_a_queue_another_user_made_first(free_key):
 
 
 def test_a_message_that_cannot_be_put_back_is_reported(mq):
-    from sysvmq.tools.output import put_back
+    from sysvmq.tools.output import return_to_queue
 
     gone = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
     gone.destroy()
     with pytest.raises(sysvmq.QueueRemovedError, match=r"type 3 \(2 bytes\) could not be written, nor put back"):
-        put_back(gone, sysvmq.Message(3, b"xy"))
+        return_to_queue(gone, sysvmq.Message(3, b"xy"))
 
 
 def stdout_to_a_pipe(monkeypatch):

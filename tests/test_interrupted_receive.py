@@ -387,7 +387,7 @@ def test_an_async_receive_interrupted_on_a_full_queue_hands_the_message_over(mq,
 def test_every_buffer_on_the_free_list_holds_no_message(mq):
     """What the give-back on an exception and the exiting process (sysvmq._exit) rely on:
     a call resets its buffer's `taken` once the payload is copied out, whatever the path."""
-    from sysvmq._lowlevel import TAKEN
+    from sysvmq._lowlevel import HELD
 
     mq.send_many([b"a", b"bb", b"ccc", b"dddd"], 3)
     mq.send_many([b"e" * 10, b"kept for peek"])
@@ -406,4 +406,4 @@ def test_every_buffer_on_the_free_list_holds_no_message(mq):
         with pytest.raises(sysvmq.SysVMQError):
             call()
     assert mq._buffers, "the calls returned their buffers"
-    assert [fields[TAKEN] for _, _, fields in mq._buffers] == [-1] * len(mq._buffers)
+    assert [fields[HELD] for _, _, fields in mq._buffers] == [-1] * len(mq._buffers)

@@ -20,7 +20,7 @@ import pytest
 from conftest import child_env, python_command
 
 import sysvmq
-from sysvmq.tools.output import put_back
+from sysvmq.tools.output import return_to_queue
 
 CHILD_HELPERS = """
 import asyncio, logging, os, signal, sys, threading, time
@@ -306,11 +306,11 @@ def test_a_zero_length_message_an_async_wait_took_is_put_back_and_said(mq, debug
 
 
 def test_the_async_give_back_says_whether_the_message_went_back(mq, debug_log):
-    assert mq._give_back(sysvmq.Message(6, b""))
+    assert mq._return_to_queue(sysvmq.Message(6, b""))
     assert mq.receive_message(block=False) == sysvmq.Message(6, b"")
     mq.set(max_bytes=1)
     mq.send(b"x")  # full: nothing more fits
-    assert not mq._give_back(sysvmq.Message(7, b""))
+    assert not mq._return_to_queue(sysvmq.Message(7, b""))
     said = [m for m in messages(debug_log) if "async receive whose caller is gone" in m]
     assert said == [
         f"{mq._describe()}: an async receive whose caller is gone took a message of type 6; put it back at the end of the queue",
@@ -319,7 +319,7 @@ def test_the_async_give_back_says_whether_the_message_went_back(mq, debug_log):
 
 
 def test_the_command_lines_put_back_is_said(mq, debug_log):
-    put_back(mq, sysvmq.Message(3, b"undelivered"))
+    return_to_queue(mq, sysvmq.Message(3, b"undelivered"))
     assert mq.receive_message(block=False) == sysvmq.Message(3, b"undelivered")
     assert [m for m in messages(debug_log) if "put a message" in m] == [
         f"sysvmq receive: put a message of type 3 (11 bytes) it could not deliver back at the end of {mq!r}"
@@ -343,9 +343,9 @@ async def waits():
     except sysvmq.QueueTimeoutError:
         pass
 asyncio.run(waits())
-mq._give_back(sysvmq.Message(2, b""))
-from sysvmq.tools.output import put_back
-put_back(mq, sysvmq.Message(2, b"x"))
+mq._return_to_queue(sysvmq.Message(2, b""))
+from sysvmq.tools.output import return_to_queue
+return_to_queue(mq, sysvmq.Message(2, b"x"))
 mq.close()
 """
 SAID = [
@@ -389,7 +389,7 @@ def test_a_handler_that_raises_never_reaches_the_caller(mq, debug_log):
         assert sysvmq.set_wakeup_signal(current) == current
         with pytest.raises(sysvmq.QueueTimeoutError):
             mq.receive(timeout=0.01)
-        put_back(mq, sysvmq.Message(1, b"kept"))
+        return_to_queue(mq, sysvmq.Message(1, b"kept"))
         assert mq.receive(block=False) == b"kept"
         sysvmq.MessageQueue.from_id(mq.id).close()
     finally:

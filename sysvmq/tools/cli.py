@@ -13,7 +13,7 @@ from sysvmq.queue import Message, MessageQueue
 from sysvmq.stats import limits
 from sysvmq.tools.cleanup import Stopped
 from sysvmq.tools.listing import cmd_limits, cmd_ls, cmd_stat
-from sysvmq.tools.output import Output, OutputClosed, StopSignals, escape, put_back
+from sysvmq.tools.output import Output, OutputClosed, StopSignals, escape, return_to_queue
 from sysvmq.tools.parsing import (
     EXIT_STATUSES,
     FAILED,
@@ -145,10 +145,10 @@ def cmd_receive(args: argparse.Namespace) -> int:
             try:
                 delivered = out.deliver(_record(message, args))
             except BaseException:
-                put_back(spare, message)
+                return_to_queue(spare, message)
                 raise
             if not delivered:
-                put_back(spare, message)
+                return_to_queue(spare, message)
                 return 0
             received += 1
     return 0

@@ -15,7 +15,7 @@ from sysvmq._log import debug
 from sysvmq.errors import SysVMQError, error_for
 from sysvmq.queue import Message, MessageQueue
 
-__all__ = ["Output", "OutputClosed", "StopSignals", "escape", "put_back"]
+__all__ = ["Output", "OutputClosed", "StopSignals", "escape", "return_to_queue"]
 
 
 class _Escapes(Dict[int, str]):
@@ -158,7 +158,7 @@ class StopSignals:
         signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
 
 
-def put_back(mq: MessageQueue, message: Message) -> None:
+def return_to_queue(mq: MessageQueue, message: Message) -> None:
     """Return a message the command took but could not deliver: at the end of the queue,
     waiting for room as long as it takes (a message is never dropped for want of it)."""
     try:

@@ -9,25 +9,42 @@ their meaningful range a ValueError. Keyword options (`block`, `timeout`,
 import builtins
 import math
 import numbers
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
+from sysvmq._binding.c import (
+    IPC_CREAT,
+    IPC_EXCL,
+    IPC_NOWAIT,
+    IPC_PRIVATE,
+    KEY_BITS,
+    LONG_MAX,
+    LONG_MIN,
+    MSG_EXCEPT,
+    MSG_NOERROR,
+    SIZE_T_BITS,
+)
+from sysvmq._binding.system import kernel_msgmax, monotonic_ns, signed_key
 from sysvmq._integers import INT_MAX, check_int, type_name
-from sysvmq._sysvmq_cffi import ffi, lib
-from sysvmq.stats import msgmax
 
-LONG_MAX: int = lib.SYSVMQ_LONG_MAX
-LONG_MIN: int = lib.SYSVMQ_LONG_MIN
-KEY_BITS = ffi.sizeof("key_t") * 8
 KEY_MIN = -(1 << (KEY_BITS - 1))
 KEY_MAX = (1 << KEY_BITS) - 1
 UINT32_MAX = (1 << 32) - 1
-SSIZE_LIMIT = 1 << (ffi.sizeof("size_t") * 8 - 1)  # ssize_t: -SSIZE_LIMIT .. SSIZE_LIMIT - 1
-OPEN_FLAG_BITS = lib.IPC_CREAT | lib.IPC_EXCL | 0o777
-MSG_EXCEPT = lib.SYSVMQ_MSG_EXCEPT if lib.SYSVMQ_HAS_MSG_EXCEPT else 0
-MSG_COPY = lib.SYSVMQ_MSG_COPY if lib.SYSVMQ_HAS_MSG_COPY else 0
-SEND_FLAG_BITS = lib.IPC_NOWAIT
-RECEIVE_FLAG_BITS = lib.IPC_NOWAIT | lib.MSG_NOERROR | MSG_EXCEPT
+SSIZE_LIMIT = 1 << (SIZE_T_BITS - 1)  # ssize_t: -SSIZE_LIMIT .. SSIZE_LIMIT - 1
+OPEN_FLAG_BITS = IPC_CREAT | IPC_EXCL | 0o777
+SEND_FLAG_BITS = IPC_NOWAIT
+RECEIVE_FLAG_BITS = IPC_NOWAIT | MSG_NOERROR | MSG_EXCEPT
+
+
+class Options(NamedTuple):
+    """The checked options of one call."""
+
+    flags: int  # raw msgsnd / msgrcv flags
+    deadline: int  # CLOCK_MONOTONIC ns; -1: none
+    timeout: Optional[float]  # what the deadline came from, for the error message
+
+
+#: A call that blocks until it is done: no flags, no deadline.
+WAIT_FOREVER = Options(0, -1, None)
 FOREVER_NS = 1 << 62  # deadlines further out than ~146 years mean "no deadline"
 FOREVER_S = FOREVER_NS // 10**9
 
@@ -36,13 +53,12 @@ exact_type = builtins.type  # for modules whose methods take a parameter named `
 
 def check_key(key: Any) -> int:
     """The signed key_t for `key`, which may be given as 0..2**32-1 or signed."""
-    value = check_int("key", key, KEY_MIN, KEY_MAX, KEY_MIN, KEY_MAX)
-    return value - (1 << KEY_BITS) if value > KEY_MAX >> 1 else value
+    return signed_key(check_int("key", key, KEY_MIN, KEY_MAX, KEY_MIN, KEY_MAX))
 
 
 def check_max_size(max_size: Optional[int]) -> int:
     if max_size is None:
-        return msgmax()
+        return kernel_msgmax()
     return check_int("max_size", max_size, 0, INT_MAX, -SSIZE_LIMIT, SSIZE_LIMIT - 1)
 
 
@@ -65,6 +81,27 @@ def check_flags(flags: Any, allowed: int, call: str) -> int:
     if unknown:
         raise ValueError(f"flags {unknown:#o} are not {call} flags")
     return value
+
+
+def open_flags(
+    signed_key: int, flags: int, create: bool, exclusive: bool, mode: Optional[int]
+) -> Tuple[int, Optional[int]]:
+    """The msgget flags for MessageQueue's arguments, and the checked `mode`."""
+    flags = check_flags(flags, OPEN_FLAG_BITS, "msgget")
+    if mode is not None:
+        mode = check_int("mode", mode, 0, 0o777)
+        if flags & 0o777 and flags & 0o777 != mode:
+            raise ValueError(f"mode {mode:#o} contradicts the permission bits {flags & 0o777:#o} in flags")
+        flags |= mode
+    if create:
+        flags |= IPC_CREAT
+    if exclusive:
+        if not flags & IPC_CREAT:
+            raise ValueError("exclusive=True needs create=True (or IPC_CREAT in flags)")
+        flags |= IPC_EXCL
+    if (flags & IPC_CREAT or signed_key == IPC_PRIVATE) and mode is None and not flags & 0o777:
+        flags |= 0o600
+    return flags, mode
 
 
 def timeout_seconds(timeout: Any) -> float:
@@ -114,14 +151,14 @@ def deadline_ns(timeout: Any) -> int:
     seconds = timeout_seconds(timeout)
     if seconds >= FOREVER_S:
         return -1
-    return int(lib.sysvmq_monotonic_ns() + seconds * 1e9)
+    return int(monotonic_ns() + seconds * 1e9)
 
 
 def _blocking(flags: int, block: bool, timeout: Any) -> Tuple[int, int]:
     """Fold `block` into `flags` and turn `timeout` into a deadline."""
     if not block:
-        flags |= lib.IPC_NOWAIT
-    if timeout is not None and flags & lib.IPC_NOWAIT:
+        flags |= IPC_NOWAIT
+    if timeout is not None and flags & IPC_NOWAIT:
         raise ValueError("timeout applies to blocking calls: drop block=False / IPC_NOWAIT, or the timeout")
     return flags, deadline_ns(timeout)
 
@@ -137,7 +174,7 @@ def receive_options(
     """(msgrcv flags, deadline) for a receive call's arguments; `mtype` already checked."""
     flags = check_flags(flags, RECEIVE_FLAG_BITS, "msgrcv")
     if truncate:
-        flags |= lib.MSG_NOERROR
+        flags |= MSG_NOERROR
     if exclude:
         if not MSG_EXCEPT:
             raise NotImplementedError("exclude=True needs MSG_EXCEPT, which only Linux has")
@@ -164,50 +201,3 @@ def as_bytes(message: Any) -> bytes:
         return memoryview(message).tobytes()
     except TypeError:
         raise TypeError(f"message must be bytes-like or str, not {type_name(message)}") from None
-
-
-def payload(message: Any) -> Any:
-    """`message` as something a `const char *` parameter takes, whose len() is the length
-    of the memory C reads: exact bytes, or a cdata view of the object's buffer (a
-    subclass of bytes or str may lie in its __len__, __class__ or encode())."""
-    if issubclass(exact_type(message), str):  # isinstance() would believe a lying __class__
-        return str.encode(message, "utf-8")
-    if exact_type(message) is bytes:
-        return message
-    try:
-        return ffi.from_buffer(message)
-    except TypeError:
-        raise TypeError(f"message must be bytes-like or str, not {type(message).__name__}") from None
-    except (BufferError, ValueError):  # a non-contiguous buffer: one copy in C order
-        return memoryview(message).tobytes()
-
-
-# A cdata view of a caller's buffer holds an export of it until released. A call that
-# fails leaves its frame in the exception's traceback, often in a reference cycle; if the
-# view were still alive there, CPython's collector would meet a memoryview it cannot clear
-# ("memoryview has 1 exported buffer") and crash. So every view lives in a with-block.
-
-
-@contextmanager
-def exported(message: Any) -> Iterator[Any]:
-    """payload(message) for the length of a with-block, released at its end."""
-    data = payload(message)
-    try:
-        yield data
-    finally:
-        if exact_type(data) is not bytes:
-            ffi.release(data)
-
-
-@contextmanager
-def writable(buffer: Any) -> Iterator[Any]:
-    """A cdata view of the writable, contiguous `buffer` for the length of a with-block."""
-    try:
-        dest = ffi.from_buffer(buffer, require_writable=True)
-    except (TypeError, BufferError, ValueError):
-        # Checked before the call: the kernel would drop a message it cannot write (EFAULT).
-        raise TypeError(f"buffer must be a writable, contiguous buffer, not {type_name(buffer)}") from None
-    try:
-        yield dest
-    finally:
-        ffi.release(dest)

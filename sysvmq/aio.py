@@ -30,6 +30,11 @@ an asyncio event loop, else trio if it runs a trio task (anyio runs on either).
 Under trio every call is a checkpoint, taken before anything is sent or taken:
 a call in a cancelled scope sends and takes nothing.
 
+The hand-over between a worker thread and the coroutine that waits for it is written
+once (:func:`in_thread`, :func:`stop`), over an adapter for each library
+(:class:`AsyncioRunner`, :class:`TrioRunner`): what the protocol needs of an event
+loop or a trio run. sysvmq.aioline's lines use the same pieces.
+
 This module knows nothing of MessageQueue: it runs blocking callables.
 """
 
@@ -40,21 +45,27 @@ import queue
 import sys
 import threading
 from types import ModuleType
-from typing import Any, Callable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Optional, Tuple, TypeVar
 
-from sysvmq._log import report
-from sysvmq._sysvmq_cffi import ffi, lib
+from sysvmq._binding.system import cancel, new_token, report
 from sysvmq.errors import ResourceLimitError
 
 __all__ = [
     "REKICK_SECONDS",
+    "AsyncioRunner",
+    "Gone",
+    "Job",
     "NoThreadAtExit",
+    "TrioRunner",
     "checkpoint",
+    "current_runner",
     "in_thread",
     "outcome_of",
     "running_asyncio_loop",
     "running_trio",
+    "stop",
     "submit",
+    "unwrapped",
 ]
 
 _T = TypeVar("_T")
@@ -69,7 +80,7 @@ _IDLE_SECONDS = 10.0
 class NoThreadAtExit(RuntimeError):
     """No worker thread can start: the interpreter exits. Nothing was sent or taken; the
     caller makes its call in its own thread instead, blocking its event loop meanwhile
-    (in a thread that is not the exiting one, a receive then takes nothing: sysvmq._exit)."""
+    (in a thread that is not the exiting one, a receive then takes nothing: sysvmq._binding.process)."""
 
 
 class _Workers:
@@ -140,11 +151,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_workers.forget_threads)
 
 
-def _settle(done: "asyncio.Future[_Outcome]", outcome: _Outcome) -> None:
-    if not done.done():
-        done.set_result(outcome)
-
-
 #: The asyncio loop this thread runs, or None: callers skip checkpoint() when there is one.
 running_asyncio_loop = asyncio._get_running_loop
 
@@ -174,6 +180,194 @@ async def checkpoint() -> None:
             await trio.lowlevel.checkpoint()
 
 
+class Gone(Exception):
+    """The event loop is closed (the trio run is over): nobody awaits what a worker posts."""
+
+
+class AsyncioRunner:
+    """What the hand-over needs of an asyncio event loop."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def ident(self) -> object:
+        return self.loop
+
+    def signal(self) -> "asyncio.Future[None]":
+        """A one-shot event, fired in the loop's thread."""
+        return self.loop.create_future()
+
+    @staticmethod
+    def fire(signal: "asyncio.Future[None]") -> None:
+        if not signal.done():
+            signal.set_result(None)
+
+    @staticmethod
+    def fired(signal: "asyncio.Future[None]") -> bool:
+        return signal.done()
+
+    def post(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run `callback(*args)` in the loop's thread (from any thread); Gone if it is closed."""
+        try:
+            self.loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            raise Gone from None
+
+    def alive(self) -> bool:
+        return not self.loop.is_closed()
+
+    def clock(self) -> float:
+        return self.loop.time()
+
+    async def wait(self, signal: "asyncio.Future[None]", deadline: Optional[float]) -> None:
+        """Until `signal` fires or the loop's clock reaches `deadline`; cancellable, and a
+        cancellation leaves `signal` as it is (shielded)."""
+        timer = None if deadline is None else self.loop.call_at(deadline, self.fire, signal)
+        try:
+            await asyncio.shield(signal)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def wait_shielded(self, signal: "asyncio.Future[None]", seconds: float) -> None:
+        """Until `signal` fires, at most `seconds`; a cancellation meanwhile is not raised."""
+        try:
+            await asyncio.wait({signal}, timeout=seconds)
+        except asyncio.CancelledError:
+            pass  # cancelled again: the caller still waits for the worker, then re-raises once
+
+
+class TrioRunner:
+    """What the hand-over needs of a trio run."""
+
+    __slots__ = ("token", "trio")
+
+    def __init__(self, trio: Any) -> None:
+        self.trio = trio
+        self.token = trio.lowlevel.current_trio_token()
+
+    def ident(self) -> object:
+        return self.token
+
+    def signal(self) -> Any:
+        return self.trio.Event()
+
+    @staticmethod
+    def fire(signal: Any) -> None:
+        signal.set()
+
+    @staticmethod
+    def fired(signal: Any) -> bool:
+        return bool(signal.is_set())
+
+    def post(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            self.token.run_sync_soon(callback, *args)
+        except self.trio.RunFinishedError:
+            raise Gone from None
+
+    def alive(self) -> bool:
+        try:
+            self.post(_nothing)
+        except Gone:
+            return False
+        return True
+
+    def clock(self) -> float:
+        return float(self.trio.current_time())
+
+    async def wait(self, signal: Any, deadline: Optional[float]) -> None:
+        with self.trio.move_on_at(float("inf") if deadline is None else deadline):
+            await signal.wait()
+
+    async def wait_shielded(self, signal: Any, seconds: float) -> None:
+        with self.trio.CancelScope(shield=True), self.trio.move_on_after(seconds):
+            await signal.wait()
+
+
+def _nothing() -> None:
+    pass
+
+
+Runner = Any  # AsyncioRunner or TrioRunner
+
+
+def current_runner() -> Runner:
+    """The adapter for the library this thread runs: asyncio, else trio."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return AsyncioRunner(loop)
+    trio = running_trio()
+    if trio is None:
+        raise RuntimeError(
+            "sysvmq's async calls run under asyncio or trio (anyio on either), and this thread runs neither"
+        )
+    return TrioRunner(trio)
+
+
+class Job:
+    """One blocking call in a worker thread: the token that cancels it, the signal that
+    fires once it has finished (in the loop's thread), and its outcome by then."""
+
+    __slots__ = ("done", "outcome", "stopped", "token")
+
+    def __init__(self, done: Any) -> None:
+        self.done = done
+        self.token = new_token()
+        self.outcome: _Outcome = (False, None)
+        self.stopped = False  # cancelled by its owner (a line that emptied, say)
+
+
+def unwrapped(outcome: _Outcome) -> Any:
+    """The value of a successful outcome; a failed one's exception, raised."""
+    succeeded, value = outcome
+    if not succeeded:
+        raise value
+    return value
+
+
+async def stop(runner: Runner, job: Job) -> None:
+    """Cancel `job` and wait, however often cancelled meanwhile, until its thread has left
+    the kernel: once this returns, the call touches the queue no more."""
+    while not runner.fired(job.done):
+        if cancel(job.token) < 0:
+            break  # no signal can reach the thread; it leaves when the queue changes
+        await runner.wait_shielded(job.done, REKICK_SECONDS)
+
+
+def start(
+    runner: Runner,
+    job: Job,
+    call: Callable[[Any], Any],
+    finished: Callable[[Job], None],
+    gone: Callable[[_Outcome], None] = lambda outcome: None,
+) -> None:
+    """Run `call(job.token)` on a worker thread; then, in the loop's thread, store its
+    outcome in `job`, fire `job.done` and call `finished(job)`. If the loop is closed by
+    then (the run is over), the worker thread calls `gone(outcome)` instead."""
+
+    def work() -> None:
+        outcome = outcome_of(call, job.token)
+        try:
+            runner.post(_settle, runner, job, outcome, finished)
+        except Gone:  # nobody awaits the outcome
+            gone(outcome)
+
+    submit(work)
+
+
+def _settle(runner: Runner, job: Job, outcome: _Outcome, finished: Callable[[Job], None]) -> None:
+    job.outcome = outcome
+    runner.fire(job.done)
+    finished(job)
+
+
+def _nothing_more(job: Job) -> None:
+    pass
+
+
 async def in_thread(call: Callable[[Any], _T]) -> _T:
     """Run `call(token)` on a worker thread; on cancellation stop it, then re-raise.
 
@@ -181,12 +375,15 @@ async def in_thread(call: Callable[[Any], _T]) -> _T:
     found it when it fails or is cancelled. Runs under asyncio or trio. (Receives
     wait in line instead, sysvmq.aioline: one thread for many.)
     """
-    if asyncio._get_running_loop() is not None:
-        return await _in_asyncio_thread(call)
-    trio = running_trio()
-    if trio is not None:
-        return await _in_trio_thread(trio, call)
-    raise RuntimeError("sysvmq's async calls run under asyncio or trio (anyio on either), and this thread runs neither")
+    runner = current_runner()
+    job = Job(runner.signal())
+    start(runner, job, call, _nothing_more)
+    try:
+        await runner.wait(job.done, None)
+    except BaseException:  # cancelled (asyncio, trio), or KeyboardInterrupt delivered here
+        await stop(runner, job)
+        raise
+    return unwrapped(job.outcome)  # type: ignore[no-any-return]
 
 
 def outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:
@@ -199,68 +396,3 @@ def outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:
     except BaseException:  # no signal reaches a worker thread: a logging handler raised it
         pass  # its caller waits for this outcome: a handler's SystemExit must not leave it waiting
     return outcome
-
-
-async def _in_asyncio_thread(call: Callable[[Any], _T]) -> _T:
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[_Outcome] = loop.create_future()
-    token = ffi.new("sysvmq_token *")
-
-    def work() -> None:
-        outcome = outcome_of(call, token)
-        try:
-            loop.call_soon_threadsafe(_settle, done, outcome)
-        except RuntimeError:  # the loop is closed: nobody awaits the outcome
-            pass
-
-    submit(work)
-    try:
-        succeeded, value = await asyncio.shield(done)
-    except asyncio.CancelledError:
-        while not done.done():
-            if lib.sysvmq_cancel(token) < 0:
-                break  # no signal can reach the thread; it leaves when the queue changes
-            try:
-                await asyncio.wait({done}, timeout=REKICK_SECONDS)
-            except asyncio.CancelledError:
-                pass  # cancelled again: still wait for the thread, then re-raise once
-        raise
-    if not succeeded:
-        raise value
-    return value  # type: ignore[no-any-return]
-
-
-async def _in_trio_thread(trio: Any, call: Callable[[Any], _T]) -> _T:
-    """in_thread under trio: the worker reports through the run's token; a cancelled
-    (or interrupted) wait stops the worker, in a shielded scope, before it re-raises."""
-    trio_token = trio.lowlevel.current_trio_token()
-    done = trio.Event()
-    token = ffi.new("sysvmq_token *")
-    outcome: List[_Outcome] = []  # set in trio's thread, once
-
-    def settle(result: _Outcome) -> None:  # in trio's thread; must not raise
-        outcome.append(result)
-        done.set()
-
-    def work() -> None:
-        result = outcome_of(call, token)
-        try:
-            trio_token.run_sync_soon(settle, result)
-        except trio.RunFinishedError:  # the run is over: nobody awaits the outcome
-            pass
-
-    submit(work)
-    try:
-        await done.wait()
-    except BaseException:  # trio.Cancelled, or KeyboardInterrupt delivered here
-        with trio.CancelScope(shield=True):
-            while not done.is_set():
-                if lib.sysvmq_cancel(token) < 0:
-                    break  # no signal can reach the thread; it leaves when the queue changes
-                with trio.move_on_after(REKICK_SECONDS):
-                    await done.wait()
-        raise
-    succeeded, value = outcome[0]
-    if not succeeded:
-        raise value
-    return value  # type: ignore[no-any-return]

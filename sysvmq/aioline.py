@@ -25,15 +25,14 @@ trio run is over) finds it out within _ALIVE_SECONDS: it wakes that often to loo
 then ends, taking nothing.
 """
 
-import asyncio
 import collections
 import copy
 import os
 from typing import Any, Callable, Deque, Dict, Hashable, Optional, Tuple, TypeVar
 
 from sysvmq import aio
-from sysvmq._sysvmq_cffi import ffi, lib
-from sysvmq.errors import QueueEmptyError, QueueTimeoutError
+from sysvmq._binding.system import cancel
+from sysvmq.errors import QueueTimeoutError
 
 __all__ = ["receive_in_line"]
 
@@ -47,105 +46,6 @@ _TURN, _HANDED, _FAILED = range(3)
 _News = Tuple[int, Any]
 
 
-class _Gone(Exception):
-    """The event loop (or trio run) of a line is closed (over)."""
-
-
-class _AsyncioRunner:
-    """What a line needs of an asyncio event loop."""
-
-    __slots__ = ("loop",)
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-
-    def ident(self) -> object:
-        return self.loop
-
-    def signal(self) -> "asyncio.Future[None]":
-        return self.loop.create_future()
-
-    @staticmethod
-    def fire(signal: "asyncio.Future[None]") -> None:
-        if not signal.done():
-            signal.set_result(None)
-
-    def post(self, callback: Callable[..., None], *args: Any) -> None:
-        try:
-            self.loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:
-            raise _Gone from None
-
-    def alive(self) -> bool:
-        return not self.loop.is_closed()
-
-    def clock(self) -> float:
-        return self.loop.time()
-
-    async def wait(self, signal: "asyncio.Future[None]", deadline: Optional[float]) -> None:
-        """Until `signal` fires or the loop's clock reaches `deadline`."""
-        timer = None if deadline is None else self.loop.call_at(deadline, self.fire, signal)
-        try:
-            await signal
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    async def wait_shielded(self, signal: "asyncio.Future[None]", seconds: float) -> None:
-        try:
-            await asyncio.wait({signal}, timeout=seconds)
-        except asyncio.CancelledError:
-            pass  # cancelled again: still wait for the worker, then re-raise once
-
-
-class _TrioRunner:
-    """What a line needs of a trio run."""
-
-    __slots__ = ("token", "trio")
-
-    def __init__(self, trio: Any) -> None:
-        self.trio = trio
-        self.token = trio.lowlevel.current_trio_token()
-
-    def ident(self) -> object:
-        return self.token
-
-    def signal(self) -> Any:
-        return self.trio.Event()
-
-    @staticmethod
-    def fire(signal: Any) -> None:
-        signal.set()
-
-    def post(self, callback: Callable[..., None], *args: Any) -> None:
-        try:
-            self.token.run_sync_soon(callback, *args)
-        except self.trio.RunFinishedError:
-            raise _Gone from None
-
-    def alive(self) -> bool:
-        try:
-            self.post(_nothing)
-        except _Gone:
-            return False
-        return True
-
-    def clock(self) -> float:
-        return float(self.trio.current_time())
-
-    async def wait(self, signal: Any, deadline: Optional[float]) -> None:
-        with self.trio.move_on_at(float("inf") if deadline is None else deadline):
-            await signal.wait()
-
-    async def wait_shielded(self, signal: Any, seconds: float) -> None:
-        with self.trio.CancelScope(shield=True), self.trio.move_on_after(seconds):
-            await signal.wait()
-
-
-def _nothing() -> None:
-    pass
-
-
 def _own(error: BaseException) -> BaseException:
     """A copy of `error` for one coroutine: an exception raised in many would gather the
     tracebacks of them all (and what one caller adds to it, the others would see)."""
@@ -153,10 +53,6 @@ def _own(error: BaseException) -> BaseException:
         return copy.copy(error)
     except Exception:  # an exception that cannot be rebuilt from its arguments
         return error
-
-
-def _done(signal: Any) -> bool:
-    return signal.done() if isinstance(signal, asyncio.Future) else bool(signal.is_set())
 
 
 class _Entry:
@@ -167,17 +63,6 @@ class _Entry:
     def __init__(self, signal: Any) -> None:
         self.signal = signal
         self.news: Optional[_News] = None
-
-
-class _Job:
-    """One run of the line's worker: its cancel token and its end."""
-
-    __slots__ = ("done", "stopped", "token")
-
-    def __init__(self, done: Any) -> None:
-        self.done = done
-        self.token = ffi.new("sysvmq_token *")
-        self.stopped = False  # the line emptied and cancelled it
 
 
 #: Every line with a coroutine in it, a worker running or the turn handed out, by
@@ -202,7 +87,7 @@ class _Line:
         self.wait = wait
         self.return_to_queue = return_to_queue
         self.entries: Deque[_Entry] = collections.deque()
-        self.job: Optional[_Job] = None  # the worker, while it runs
+        self.job: Optional[aio.Job] = None  # the worker, while it runs
         self.turn_out = False  # a woken coroutine has the turn: no worker runs meanwhile
         self.orphan: Any = None  # a message the stopped worker took, that nobody else could have
 
@@ -215,9 +100,9 @@ class _Line:
             self._start()
 
     def _start(self) -> None:
-        job = self.job = _Job(self.runner.signal())
+        job = self.job = aio.Job(self.runner.signal())
         try:
-            aio.submit(lambda: self._work(job))
+            aio.start(self.runner, job, self._wait_alive, self._finished, self._gone)
         except BaseException as error:  # no thread: nobody in line could be woken
             self.job = None
             self._fail_all(error)
@@ -247,23 +132,25 @@ class _Line:
         if not self.entries and self.job is None and not self.turn_out and _lines.get(self.key) is self:
             del _lines[self.key]
 
-    def _work(self, job: _Job) -> None:  # in the worker thread
+    def _wait_alive(self, token: Any) -> Any:  # in the worker thread
+        """The line's wait, looking every _ALIVE_SECONDS whether its loop is still there."""
         while True:
-            outcome = aio.outcome_of(lambda token: self.wait(token, _ALIVE_SECONDS), job.token)
-            if outcome[0] or not isinstance(outcome[1], QueueTimeoutError) or not self.runner.alive():
-                break
-        try:
-            self.runner.post(self._finished, job, outcome)
-        except _Gone:  # nobody will run the line again
-            if outcome[0] and outcome[1] is not None:
-                self.return_to_queue(outcome[1])
-            if _lines.get(self.key) is self:
-                del _lines[self.key]
+            try:
+                return self.wait(token, _ALIVE_SECONDS)
+            except QueueTimeoutError:
+                if not self.runner.alive():
+                    raise
 
-    def _finished(self, job: _Job, outcome: Tuple[bool, Any]) -> None:
+    def _gone(self, outcome: Tuple[bool, Any]) -> None:  # in the worker thread
+        """Nobody will run the line again: a message the worker had to take goes back."""
+        if outcome[0] and outcome[1] is not None:
+            self.return_to_queue(outcome[1])
+        if _lines.get(self.key) is self:
+            del _lines[self.key]
+
+    def _finished(self, job: aio.Job) -> None:
         self.job = None
-        self.runner.fire(job.done)
-        succeeded, value = outcome
+        succeeded, value = job.outcome
         if succeeded:
             self.hand_on((_TURN, None) if value is None else (_HANDED, value))
         elif not job.stopped:
@@ -273,7 +160,7 @@ class _Line:
         else:
             self._forget_if_idle()
 
-    def step_out(self, entry: _Entry) -> Optional[_Job]:
+    def step_out(self, entry: _Entry) -> Optional[aio.Job]:
         """`entry`'s coroutine leaves the line, taking nothing: the worker it stopped
         (the last one in line stops it), if any."""
         if entry.news is None:
@@ -285,7 +172,7 @@ class _Line:
             self._forget_if_idle()
             return None
         job.stopped = True
-        lib.sysvmq_cancel(job.token)
+        cancel(job.token)
         return job
 
     async def leave(self, entry: _Entry) -> Any:
@@ -293,36 +180,21 @@ class _Line:
         the coroutine must return after all (nobody else can have it), or None."""
         job = self.step_out(entry)
         if job is not None:
-            while not _done(job.done):
-                await self.runner.wait_shielded(job.done, aio.REKICK_SECONDS)
-                if lib.sysvmq_cancel(job.token) < 0:
-                    break  # no signal can reach the thread; it ends when the queue changes
+            await aio.stop(self.runner, job)
         orphan, self.orphan = self.orphan, None
         self._forget_if_idle()
         return orphan
 
 
-def _runner() -> Any:
-    loop = aio.running_asyncio_loop()
-    if loop is not None:
-        return _AsyncioRunner(loop)
-    trio = aio.running_trio()
-    if trio is None:
-        raise RuntimeError(
-            "sysvmq's async calls run under asyncio or trio (anyio on either), and this thread runs neither"
-        )
-    return _TrioRunner(trio)
-
-
 async def receive_in_line(
     key: Tuple[Hashable, int, int],
-    take: Callable[[], _T],
+    take: Callable[[], Optional[_T]],
     wait: Callable[[Any, float], Optional[_T]],
     return_to_queue: Callable[[_T], bool],
     timeout: Optional[float],
     timed_out: Callable[[], BaseException],
 ) -> _T:
-    """Take a message with `take()` (IPC_NOWAIT: QueueEmptyError when none), waiting in
+    """Take a message with `take()` (without waiting: None when none is there), waiting in
     the line of `key` (handle, type, flags) for one to come.
 
     `wait(token, seconds)` blocks in a worker until a message is there and takes none
@@ -330,17 +202,16 @@ async def receive_in_line(
     `return_to_queue(message)` puts such a message back without waiting: whether it could.
     After `timeout` seconds (None: forever), `timed_out()` is raised.
     """
-    runner = _runner()
+    runner = aio.current_runner()
     full_key = (runner.ident(), *key)
     line = _lines.get(full_key)
     waits = timeout is None or timeout > 0
     # A call that waits in no line tries first; one that may not wait is in no line, as a
     # receive with a timeout of 0 is: it takes a message that is there, even with a line waiting.
     if line is None or not waits:
-        try:
-            return take()
-        except QueueEmptyError:
-            pass
+        message = take()
+        if message is not None:
+            return message
         if not waits:
             raise timed_out()
         line = _lines[full_key] = _Line(full_key, runner, wait, return_to_queue)
@@ -359,14 +230,14 @@ async def receive_in_line(
             return value  # type: ignore[no-any-return]
         try:
             message = take()
-        except QueueEmptyError:  # another receiver was first: back to the head of the line
+        except BaseException:
+            line.hand_on()
+            raise
+        if message is None:  # another receiver was first: back to the head of the line
             entry.news, entry.signal = None, runner.signal()
             line.turn_out = False
             line.join(entry, front=True)
             continue
-        except BaseException:
-            line.hand_on()
-            raise
         line.hand_on()
         return message
 

@@ -10,21 +10,6 @@ import os
 import queue as _queue
 from typing import Any, Dict, Optional, Tuple, Type
 
-__all__ = [
-    "SysVMQError",
-    "QueueNotFoundError",
-    "QueueExistsError",
-    "QueueRemovedError",
-    "PermissionDeniedError",
-    "QueueEmptyError",
-    "QueueFullError",
-    "QueueTimeoutError",
-    "MessageTooLargeError",
-    "ResourceLimitError",
-    "QueueClosedError",
-    "MessageDecodeError",
-]
-
 
 class SysVMQError(OSError):
     """A System V message queue operation failed; ``errno`` says why."""
@@ -145,3 +130,7 @@ def error_for(errno: int, what: str, hint: Optional[str] = None) -> SysVMQError:
     cls = _BY_ERRNO.get(errno, SysVMQError)
     advice = _HINTS.get(errno, "") if hint is None else hint
     return cls(errno, f"{what}: {advice}" if advice else what)
+
+
+#: Every exception class above (sysvmq's __all__ lists them too).
+__all__ = [name for name, value in list(globals().items()) if isinstance(value, type) and issubclass(value, Exception)]

@@ -11,7 +11,7 @@ receive methods.
 
 from typing import Optional, Protocol
 
-from sysvmq._lowlevel import Message
+from sysvmq._binding.handle import Message
 from sysvmq.errors import QueueClosedError, QueueTimeoutError
 
 __all__ = ["Messages"]

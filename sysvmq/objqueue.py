@@ -12,11 +12,9 @@ import pickle
 import types
 from typing import Any, Optional, Protocol, Tuple, TypeVar
 
-from sysvmq._args import check_send_type, exact_type, receive_options, seconds_text
-from sysvmq._control import ClosesOnExit
+from sysvmq._args import WAIT_FOREVER, Options, check_send_type, exact_type, receive_options, seconds_text
+from sysvmq._binding.c import IPC_NOWAIT
 from sysvmq._integers import check_int, type_name
-from sysvmq._lowlevel import WAIT_FOREVER, Options, new_message, undelivered
-from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import (
     MessageDecodeError,
     MessageTooLargeError,
@@ -25,12 +23,11 @@ from sysvmq.errors import (
     QueueFullError,
     QueueTimeoutError,
 )
-from sysvmq.queue import MessageQueue
+from sysvmq.queue import ClosesOnExit, MessageQueue
 
 __all__ = ["Queue", "Serializer"]
 
-_NOWAIT = Options(lib.IPC_NOWAIT, -1, None)
-_return_copy = lib.sysvmq_return_copy
+_NOWAIT = Options(IPC_NOWAIT, -1, None)
 
 
 class Serializer(Protocol):
@@ -119,7 +116,7 @@ class Queue(ClosesOnExit):
     id, its serializer, type and trust).
     """
 
-    __slots__ = ("_mq", "_type", "_serializer", "_dumps", "_loads", "_trust", "_send", "_take")
+    __slots__ = ("_mq", "_type", "_serializer", "_dumps", "_loads", "_trust", "_send", "_receive_then")
     _serializer: Optional[Serializer]
 
     def __init__(
@@ -183,7 +180,7 @@ class Queue(ClosesOnExit):
                 )
         self._mq = mq
         self._send = mq.send
-        self._take = mq._receive_one
+        self._receive_then = mq._receive_then
 
     # ---- attributes ----
 
@@ -261,7 +258,7 @@ class Queue(ClosesOnExit):
         data = self._encode(obj)
         try:
             self._put(data, block, timeout)
-        finally:  # a view of the caller's buffer: no export outlives the call (sysvmq._args.exported)
+        finally:  # a view of the caller's buffer: no export outlives the call (sysvmq._binding.c.exported)
             if exact_type(data) is memoryview:
                 data.release()
 
@@ -315,35 +312,29 @@ class Queue(ClosesOnExit):
             options = _NOWAIT
         else:
             options = Options(*receive_options(self._type, 0, True, timeout, False, False), timeout)
-        # What is taken goes back to the queue if anything but loads' own failure stops this
-        # call before it returns (a signal handler's KeyboardInterrupt or SystemExit, say):
-        # the give-back is the handler's first call, the length comes with the take.
-        taken = None
+        # The message is the caller's once loads has run, or once loads' failure holds its
+        # bytes; anything else that stops this call returns it to the queue (the return
+        # rule: sysvmq._binding.handle).
         try:
-            taken = self._take(self._type, options)
-            loads = self._loads
-            return taken[2] if loads is None else loads(taken[2])
+            return self._receive_then(self._type, options, self._decode)
+        except QueueEmptyError as e:
+            if exact_type(e) is not QueueEmptyError:
+                raise
+            raise QueueEmptyError(e.errno, f"get from {self._where()}: nothing waiting") from None
+        except QueueTimeoutError:
+            raise QueueEmptyError(
+                errno.ETIMEDOUT,
+                f"get from {self._where()}: nothing arrived within the timeout of {seconds_text(timeout)} s",
+            ) from None
+
+    def _decode(self, data: bytes) -> Any:
+        loads = self._loads
+        if loads is None:
+            return data
+        try:
+            return loads(data)
         except Exception as e:
-            if taken is None:
-                if exact_type(e) is QueueEmptyError:
-                    raise QueueEmptyError(e.errno, f"get from {self._where()}: nothing waiting") from None
-                if isinstance(e, QueueTimeoutError):
-                    raise QueueEmptyError(
-                        errno.ETIMEDOUT,
-                        f"get from {self._where()}: nothing arrived within the timeout of {seconds_text(timeout)} s",
-                    ) from None
-                raise
-            try:
-                failed = self._decode_error(taken[2], e)
-            except BaseException as error:  # a handler raised before the bytes were on the error
-                if _return_copy(self._mq._h, taken[1], taken[2], taken[0]) < 0:
-                    undelivered(error, [new_message(taken[1:])])
-                raise
-            raise failed from e
-        except BaseException as error:
-            if taken is not None and _return_copy(self._mq._h, taken[1], taken[2], taken[0]) < 0:
-                undelivered(error, [new_message(taken[1:])])
-            raise
+            raise self._decode_error(data, e) from e
 
     def _decode_error(self, data: bytes, e: Exception) -> MessageDecodeError:
         return MessageDecodeError(

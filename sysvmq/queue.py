@@ -1,42 +1,65 @@
 """``MessageQueue``: a handle on one System V message queue.
 
-The public methods are thin: they check their arguments (sysvmq._args) and hand
-the work to the cdata layer (sysvmq._lowlevel), except the single-message paths
-(`send`, `receive`, `receive_message`), which are kept to the bone here: one cffi
-call when nothing goes wrong.
+One class, its methods grouped by concern: opening, attributes, sending, receiving,
+batches and zero-copy, iteration, async (asyncio, trio, anyio), control. The public
+methods check their arguments (sysvmq._args) and hand the work to the handle's
+operations (sysvmq._binding.handle), except the single-message paths (`send`,
+`receive`, `receive_message`), which are kept to the bone here: one cffi call when
+nothing goes wrong (the binding layer's docstring names them).
 """
 
+import errno
 import sys
 from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, TypeVar, Union
 
-from sysvmq import wakeup
+from sysvmq import aio, wakeup
 from sysvmq._args import (
-    LONG_MAX,
-    LONG_MIN,
     SSIZE_LIMIT,
+    UINT32_MAX,
+    WAIT_FOREVER,
+    Options,
     as_bytes,
     bad_type,
     check_key,
     check_max_size,
     check_receive_type,
     check_send_type,
+    deadline_ns,
     exact_type,
-    exported,
+    open_flags,
     receive_options,
     send_options,
-    writable,
+    wait_seconds,
 )
-from sysvmq._asyncmethods import AsyncMethods
-from sysvmq._control import key_of, open_flags, open_queue
+from sysvmq._binding import system
+from sysvmq._binding.c import IPC_NOWAIT, LONG_MAX, LONG_MIN, exported, writable
+from sysvmq._binding.handle import (
+    HELD,
+    MTYPE,
+    NOTHING_HELD,
+    NULL,
+    Handle,
+    Message,
+    new_message,
+    put,
+    return_copy,
+    return_held,
+    take,
+    take_type,
+    take_within,
+    undelivered,
+    undelivered_in,
+)
 from sysvmq._integers import INT_MAX, INT_MIN, check_int
-from sysvmq._lowlevel import HELD, MTYPE, WAIT_FOREVER, Message, Options, new_message, undelivered, undelivered_in
-from sysvmq._sysvmq_cffi import ffi, lib
+from sysvmq.aioline import receive_in_line
+from sysvmq.errors import QueueFullError, SysVMQError, error_for
 from sysvmq.iteration import Messages
+from sysvmq.stats import QueueStats, limits
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["Message", "MessageQueue", "Messages", "Payload"]
+__all__ = ["ClosesOnExit", "Message", "MessageQueue", "Messages", "Payload"]
 
 #: What send() accepts: any object with the buffer protocol, or str (sent as UTF-8).
 Payload = Union["Buffer", str]
@@ -46,17 +69,38 @@ _T = TypeVar("_T")
 ID_MIN = INT_MIN if sys.platform == "darwin" else 0
 
 # Hot-path names bound once: each global or attribute lookup is paid per message.
-_put = lib.sysvmq_put
-_take = lib.sysvmq_take
-_take_type = lib.sysvmq_take_type
-_take_within = lib.sysvmq_take_within
-_return_to_queue = lib.sysvmq_return
-_return_copy = lib.sysvmq_return_copy
-_NOTHING_HELD = 1  # sysvmq_return: the call had taken nothing
-_NULL = ffi.NULL
+_put = put
+_take = take
+_take_type = take_type
+_take_within = take_within
+_return_held = return_held
+_return_copy = return_copy
+_NULL = NULL
 
 
-class MessageQueue(AsyncMethods):
+class ClosesOnExit:
+    """``with obj:`` closes it at the end; if the body raised, a close error never hides
+    that exception. For anything with a ``close()``: MessageQueue, sysvmq.Queue."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except SysVMQError:
+            pass  # the body's exception is the one the caller needs to see
+
+
+class MessageQueue(ClosesOnExit, Handle):
     """A handle on a System V message queue.
 
     ``MessageQueue(key)`` opens the queue with that key; ``create=True`` makes it if
@@ -84,7 +128,7 @@ class MessageQueue(AsyncMethods):
         flags, mode = open_flags(signed_key, flags, create, exclusive, mode)
         size = check_max_size(max_size)
         wakeup.configure_from_environment()
-        self._setup(signed_key, True, open_queue(signed_key, flags, mode), size)
+        self._setup(signed_key, True, system.open_queue(signed_key, flags, mode), size)
 
     @classmethod
     def from_id(cls, id: int, max_size: Optional[int] = None) -> "MessageQueue":
@@ -92,7 +136,7 @@ class MessageQueue(AsyncMethods):
         msqid = check_int("id", id, ID_MIN, INT_MAX)
         size = check_max_size(max_size)
         wakeup.configure_from_environment()
-        signed_key, known = key_of(msqid)
+        signed_key, known = system.key_of(msqid)
         mq = cls.__new__(cls)
         mq._setup(signed_key, known, msqid, size)
         return mq
@@ -117,10 +161,10 @@ class MessageQueue(AsyncMethods):
     @property
     def closed(self) -> bool:
         """Whether close() was called on this handle."""
-        return bool(lib.sysvmq_is_closed(self._h))
+        return self._is_closed()
 
     def __repr__(self) -> str:
-        state = " closed" if lib.sysvmq_is_closed(self._h) else ""
+        state = " closed" if self._is_closed() else ""
         return f"<MessageQueue key={self._key:#010x} id={self._id} max_size={self._max_size}{state}>"
 
     def __reduce__(self) -> Tuple[Any, ...]:
@@ -211,10 +255,11 @@ class MessageQueue(AsyncMethods):
         ):
             return self._receive_checked(type, flags, block, timeout, truncate, exclude)[2]
         # The common case, kept to the bone (receive_message mirrors it). The buffer is
-        # this call's alone until it is back on the free list. Its `taken` (-1 on the free
-        # list, set by C, reset once the payload is copied out) says whether this call holds
-        # a message in it: if anything raises before the payload is returned (Ctrl-C,
-        # sys.exit() in a handler, MemoryError, a tracer), the message goes back to the queue.
+        # this call's alone until it is back on the free list. Its `held` (-1 on the free
+        # list, set by C, reset once the payload is copied out) says whether it holds a
+        # message this call took: if anything raises before the payload is handed over
+        # (Ctrl-C, sys.exit() in a handler, MemoryError, a tracer), the message is returned
+        # to the queue (the return rule: sysvmq._binding.handle).
         buffers = self._buffers
         try:
             buffer = buffers.pop()
@@ -232,20 +277,19 @@ class MessageQueue(AsyncMethods):
             data: bytes = view[:n]
             mtype = fields[MTYPE]
             copied = True
-            fields[HELD] = -1  # in Python now: nothing left for an exiting process to wait for
+            fields[HELD] = -1  # handed over: nothing left for an exiting process to wait for
             buffers.append(buffer)
             return data
         except BaseException as error:
-            # The message goes back before any Python call, where another pending signal's
-            # handler could raise first: from the copy (the buffer may be another call's now),
-            # else from the buffer if this call took one into it.
+            # The return rule (sysvmq._binding.handle): the message goes back before any Python
+            # call, where another pending signal's handler could raise first.
             if copied:
                 fields[HELD] = -1
                 if _return_copy(self._h, mtype, data, n) < 0:
                     undelivered(error, [new_message((mtype, data))])
                 raise
-            back = _return_to_queue(rb)
-            if back == _NOTHING_HELD and exact_type(error) is OverflowError:
+            back = _return_held(rb)
+            if back == NOTHING_HELD and exact_type(error) is OverflowError:
                 buffers.append(buffer)  # a type or timeout C cannot hold: the checked path explains it
                 return self._receive_checked(type, 0, True, timeout, False, False)[2]
             if back < 0:
@@ -289,7 +333,7 @@ class MessageQueue(AsyncMethods):
                 n = self._resume_fast_receive(n, type, timeout, buffer)
             message = new_message((fields[MTYPE], view[:n]))
             copied = True
-            fields[HELD] = -1  # in Python now: nothing left for an exiting process to wait for
+            fields[HELD] = -1  # handed over: nothing left for an exiting process to wait for
             buffers.append(buffer)
             return message
         except BaseException as error:  # as in receive()
@@ -298,8 +342,8 @@ class MessageQueue(AsyncMethods):
                 if _return_copy(self._h, message[0], message[1], n) < 0:
                     undelivered(error, [message])
                 raise
-            back = _return_to_queue(rb)
-            if back == _NOTHING_HELD and exact_type(error) is OverflowError:
+            back = _return_held(rb)
+            if back == NOTHING_HELD and exact_type(error) is OverflowError:
                 buffers.append(buffer)
                 _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
                 return new_message((mtype, data))
@@ -383,3 +427,117 @@ class MessageQueue(AsyncMethods):
     def __aiter__(self) -> Messages:
         """``async for message in mq``: the same, on asyncio or trio, with no-loss cancellation."""
         return Messages(self, 0, None, False, False)
+
+    # ---- async: asyncio, trio, anyio ----
+
+    async def send_async(
+        self, message: Union["Buffer", str], type: int = 1, *, timeout: Optional[float] = None
+    ) -> None:
+        """:meth:`send` for asyncio or trio: waits for room without blocking the event loop.
+
+        A call that has to wait sends from a worker thread. Cancelled while it
+        waits, it sends nothing; one that got room just before the cancellation
+        reached it has sent its message and raises CancelledError all the same. A
+        ``timeout`` that expires (:class:`QueueTimeoutError`) always means not sent.
+        """
+        # A copy, not a view of the caller's buffer: a worker thread that no signal can wake
+        # may outlive this call, and a view would stay exported (sysvmq._binding.c).
+        data = message if exact_type(message) is bytes else as_bytes(message)
+        mtype = check_send_type(type)
+        options = Options(*send_options(0, True, timeout), timeout)
+        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
+            await aio.checkpoint()
+        try:
+            self._send_loop(data, mtype, Options(IPC_NOWAIT, -1, None))
+            return
+        except QueueFullError:
+            pass
+        try:
+            await aio.in_thread(lambda token: self._send_loop(data, mtype, options, token))
+        except aio.NoThreadAtExit:
+            self._send_loop(data, mtype, options)
+
+    async def receive_async(
+        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
+    ) -> bytes:
+        """:meth:`receive` for asyncio or trio. Cancelling it never loses a message (see sysvmq.aio)."""
+        return (await self.receive_message_async(type, timeout=timeout, truncate=truncate, exclude=exclude)).data
+
+    async def receive_message_async(
+        self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
+    ) -> Message:
+        """:meth:`receive_message` for asyncio or trio. Cancelling it never loses a message.
+
+        A worker thread only waits until a matching message is there, taking none;
+        the message is taken here, in the event loop's thread, by the coroutine
+        that returns it. The receives of one event loop that select the same
+        messages wait in line behind one such thread and are served in order
+        (sysvmq.aioline); each keeps its own `timeout`.
+        """
+        mtype = check_receive_type(type)
+        flags, _ = receive_options(mtype, 0, True, timeout, truncate, exclude)  # checks timeout too
+        if aio.running_asyncio_loop() is None:  # under trio: a checkpoint before touching the queue
+            await aio.checkpoint()
+        try:
+            return await receive_in_line(
+                (self._h, mtype, flags),
+                lambda: self._take_waiting(mtype, flags),
+                lambda token, seconds: self._await_message(mtype, flags, seconds, token),
+                self._return_to_queue,
+                wait_seconds(timeout),
+                lambda: self._receive_error(errno.ETIMEDOUT, timeout),
+            )
+        except aio.NoThreadAtExit:
+            _, got, data = self._receive_one(mtype, Options(flags, deadline_ns(timeout), timeout))
+            return new_message((got, data))
+
+    # ---- control: the queue's state, its removal, this handle's end ----
+
+    def stats(self) -> QueueStats:
+        """One IPC_STAT snapshot: counts, capacity, owner, mode, pids and times."""
+        return QueueStats(**self._stat())
+
+    def set(
+        self,
+        *,
+        mode: Optional[int] = None,
+        uid: Optional[int] = None,
+        gid: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+    ) -> None:
+        """Change the queue's permission bits, owner or capacity (IPC_SET)."""
+        r = self._set(
+            -1 if mode is None else check_int("mode", mode, 0, 0o777),
+            -1 if uid is None else check_int("uid", uid, 0, UINT32_MAX - 1, INT_MIN, UINT32_MAX),
+            -1 if gid is None else check_int("gid", gid, 0, UINT32_MAX - 1, INT_MIN, UINT32_MAX),
+            # The kernel keeps the capacity in an int: 2**32 would wrap to 0.
+            -1 if max_bytes is None else check_int("max_bytes", max_bytes, 1, INT_MAX),
+        )
+        if r < 0:
+            hint = None
+            if -r == errno.EPERM and max_bytes is not None:
+                hint = (
+                    f"a capacity above kernel.msgmnb needs CAP_SYS_RESOURCE; raise sysctl kernel.msgmnb "
+                    f"(now {limits().msgmnb}), or only the owner may change the queue"
+                )
+            raise error_for(-r, f"set {self._describe()}", hint)
+
+    def destroy(self) -> None:
+        """Remove the queue (IPC_RMID) for every process; waiting messages are lost."""
+        self._remove()
+
+    def close(self) -> None:
+        """Close this handle only: wake every thread of this process blocked on it.
+
+        Those calls, and every later one, raise :class:`QueueClosedError`. The
+        queue and its messages stay. Closing twice is harmless.
+        """
+        r = self._close()
+        if r < 0:
+            raise error_for(
+                -r,
+                f"close {self._describe()}",
+                "the handle is closed, but threads still blocked on it cannot be woken: the "
+                "application took (handles or ignores) the signal they wait with, and no other free "
+                "signal can reach them; they return when a message arrives (see sysvmq.set_wakeup_signal)",
+            )

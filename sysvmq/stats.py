@@ -4,19 +4,28 @@
 import dataclasses
 import errno
 import os
-from typing import Any, List, Union
+from typing import Any, List, Union, cast
 
+from sysvmq._binding import system
+from sysvmq._binding.c import IPC_INFO, MSG_INFO
 from sysvmq._integers import INT_MAX, INT_MIN, check_int
-from sysvmq._sysvmq_cffi import ffi, lib
 from sysvmq.errors import error_for
 
 __all__ = ["QueueStats", "Limits", "limits", "queues", "ftok"]
 
-KEY_MASK = 0xFFFFFFFF
+
+class _Snapshot:
+    """What a snapshot offers besides its fields."""
+
+    __slots__ = ()
+
+    def as_dict(self) -> "dict[str, Any]":
+        """The fields, by name."""
+        return dataclasses.asdict(cast(Any, self))
 
 
 @dataclasses.dataclass(frozen=True)
-class QueueStats:
+class QueueStats(_Snapshot):
     """One IPC_STAT snapshot of a queue (what ``ipcs -q -i ID`` prints)."""
 
     key: int
@@ -44,12 +53,9 @@ class QueueStats:
     last_change_time: int
     """Unix time of creation or of the last IPC_SET."""
 
-    def as_dict(self) -> "dict[str, Any]":
-        return dataclasses.asdict(self)
-
 
 @dataclasses.dataclass(frozen=True)
-class Limits:
+class Limits(_Snapshot):
     """The kernel's message queue limits (IPC_INFO) and its live usage (MSG_INFO)."""
 
     msgmax: int
@@ -65,89 +71,26 @@ class Limits:
     bytes_in_use: int
     """Payload bytes waiting in all queues now."""
 
-    def as_dict(self) -> "dict[str, Any]":
-        return dataclasses.asdict(self)
-
-
-def stats_from(ds: Any, msqid: int) -> QueueStats:
-    """A QueueStats from a filled `struct msqid_ds *`."""
-    perm = ds.msg_perm
-    return QueueStats(
-        key=lib.sysvmq_perm_key(ds) & KEY_MASK,
-        id=msqid,
-        mode=perm.mode & 0o777,
-        uid=perm.uid,
-        gid=perm.gid,
-        cuid=perm.cuid,
-        cgid=perm.cgid,
-        count=ds.msg_qnum,
-        bytes=lib.sysvmq_queue_bytes(ds),
-        max_bytes=ds.msg_qbytes,
-        last_send_pid=ds.msg_lspid,
-        last_receive_pid=ds.msg_lrpid,
-        last_send_time=ds.msg_stime,
-        last_receive_time=ds.msg_rtime,
-        last_change_time=ds.msg_ctime,
-    )
-
-
-def _proc_limit(name: str) -> int:
-    with open(f"/proc/sys/kernel/{name}") as f:
-        return int(f.read())
-
 
 def limits() -> Limits:
     """The kernel's limits for message queues, and how much of them is in use."""
-    info = ffi.new("sysvmq_msginfo *")
-    if not lib.SYSVMQ_HAS_IPC_INFO:
+    if IPC_INFO is None or MSG_INFO is None:
         raise error_for(errno.ENOSYS, "limits: this platform has no IPC_INFO", "")
-    r = lib.sysvmq_info(lib.SYSVMQ_IPC_INFO, info)
-    if r < 0:
-        raise error_for(-r, "limits: msgctl(IPC_INFO)", "")
-    msgmax, msgmnb, msgmni = info.msgmax, info.msgmnb, info.msgmni
-    r = lib.sysvmq_info(lib.SYSVMQ_MSG_INFO, info)
-    if r < 0:
-        raise error_for(-r, "limits: msgctl(MSG_INFO)", "")
+    _, limit = system.kernel_info(IPC_INFO, "IPC_INFO", "limits")
+    _, use = system.kernel_info(MSG_INFO, "MSG_INFO", "limits")
     return Limits(
-        msgmax=msgmax,
-        msgmnb=msgmnb,
-        msgmni=msgmni,
-        queues_in_use=info.msgpool,
-        messages_in_use=info.msgmap,
-        bytes_in_use=info.msgtql,
+        msgmax=limit["msgmax"],
+        msgmnb=limit["msgmnb"],
+        msgmni=limit["msgmni"],
+        queues_in_use=use["msgpool"],
+        messages_in_use=use["msgmap"],
+        bytes_in_use=use["msgtql"],
     )
-
-
-def msgmax() -> int:
-    """The kernel's largest message size (kernel.msgmax)."""
-    if lib.SYSVMQ_HAS_IPC_INFO:
-        info = ffi.new("sysvmq_msginfo *")
-        r = lib.sysvmq_info(lib.SYSVMQ_IPC_INFO, info)
-        if r >= 0:
-            return int(info.msgmax)
-    try:
-        return _proc_limit("msgmax")
-    except OSError:
-        return 8192  # the System V default, where the platform offers no way to ask
 
 
 def queues() -> List[QueueStats]:
     """Every queue this process may see, as ``ipcs -q`` lists them (Linux)."""
-    if not lib.SYSVMQ_HAS_MSG_INFO:
-        raise error_for(errno.ENOSYS, "queues: this platform cannot list queues", "")
-    info = ffi.new("sysvmq_msginfo *")
-    highest = lib.sysvmq_info(lib.SYSVMQ_MSG_INFO, info)
-    if highest < 0:
-        raise error_for(-highest, "queues: msgctl(MSG_INFO)", "")
-    ds = ffi.new("struct msqid_ds *")
-    found = []
-    for index in range(highest + 1):
-        msqid = lib.sysvmq_stat_index(index, ds)
-        if msqid >= 0:
-            found.append(stats_from(ds, msqid))
-        elif -msqid not in (errno.EINVAL, errno.EACCES, errno.EIDRM):
-            raise error_for(-msqid, f"queues: msgctl(MSG_STAT) on slot {index}", "")
-    return found
+    return [QueueStats(**row) for row in system.queue_rows()]
 
 
 def ftok(path: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"], proj_id: int = 1) -> int:
@@ -163,8 +106,4 @@ def ftok(path: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"], proj
     raw = os.fsencode(path)
     if b"\0" in raw:
         raise ValueError("path must not contain a NUL byte")
-    key = ffi.new("key_t *")
-    r = lib.sysvmq_ftok(raw, proj_id, key)
-    if r < 0:
-        raise error_for(-r, f"ftok({os.fsdecode(raw)!r}, {proj_id})", "the path must name an existing file")
-    return int(key[0]) & KEY_MASK
+    return system.ftok_key(raw, proj_id, f"ftok({os.fsdecode(raw)!r}, {proj_id})")

@@ -37,8 +37,8 @@ import signal
 from typing import Union
 
 from sysvmq import _log
+from sysvmq._binding import system
 from sysvmq._integers import INT_MAX, INT_MIN, check_int, type_name
-from sysvmq._sysvmq_cffi import lib
 from sysvmq.errors import SysVMQError
 
 __all__ = ["wakeup_signal", "set_wakeup_signal", "signal_from_name"]
@@ -49,7 +49,7 @@ _configured = False
 
 
 def _claim(signum: int) -> int:
-    r = lib.sysvmq_set_wakeup_signal(signum)
+    r = system.claim_wakeup_signal(signum)
     if r == -errno.EBUSY:
         what = f"signal {signum}" if signum else "every signal sysvmq may choose (SIGURG, SIGRTMIN..SIGRTMAX)"
         raise SysVMQError(
@@ -69,9 +69,9 @@ def wakeup_signal() -> int:
     """The signal number sysvmq wakes blocked calls with, choosing it if none is yet."""
     configure_from_environment()
     try:
-        return lib.sysvmq_wakeup_signal() or _claim(0)
+        return system.current_wakeup_signal() or _claim(0)
     finally:
-        _log.report()
+        system.report()
 
 
 def set_wakeup_signal(signum: Union[int, str]) -> int:
@@ -96,7 +96,7 @@ def _set(signum: Union[int, str], how: str) -> int:
         raise ValueError(f"signal {number} is no signal")
     chosen = _claim(number)
     _configured = True  # an explicit choice outranks the environment
-    _log.report()
+    system.report()
     _log.debug("wake-up signal: %s, %s", _log.signal_name(chosen), how)
     return chosen
 
@@ -123,14 +123,14 @@ def configure_from_environment() -> None:
     SysVMQError). Each later call logs what the C side noted since (a handle is opened)."""
     global _configured
     if _configured:
-        _log.report()
+        system.report()
         return
     chosen = os.environ.get(ENV_SIGNAL)
     if not chosen:
         # Claimed here rather than at the first wait, so that the choice is logged where it
         # is made; never one this thread blocks (the application may sigwait it).
-        lib.sysvmq_choose_wakeup_signal()
-        _log.report()
+        system.choose_wakeup_signal()
+        system.report()
     else:
         try:
             _set(chosen, f"from {ENV_SIGNAL}={chosen!r}")

@@ -58,7 +58,7 @@ def test_receive_many_leaves_a_too_big_message_for_the_next_call(mq):
 
 def test_receive_many_stops_when_its_buffer_is_full(mq, monkeypatch):
     # The batch buffer holds BATCH_BYTES; what does not fit waits for the next call.
-    from sysvmq import _lowlevel
+    from sysvmq._binding import handle as _lowlevel
 
     monkeypatch.setattr(_lowlevel, "BATCH_BYTES", 64)
     small = sysvmq.MessageQueue.from_id(mq.id, max_size=16)
@@ -293,7 +293,7 @@ def test_a_batch_in_a_thread_that_blocks_every_signal_polls_and_finishes(mq):
 
 def test_a_batch_of_many_equal_messages_is_cut_without_caching_a_layout(mq):
     # A cached layout costs ~32 bytes per message: batches above _SPLIT_MAX are sliced instead.
-    from sysvmq import _lowlevel
+    from sysvmq._binding import handle as _lowlevel
 
     count = _lowlevel._SPLIT_MAX + 76
     messages = [b"%d" % (i % 10) for i in range(count)]

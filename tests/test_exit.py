@@ -141,7 +141,7 @@ def test_a_child_forked_while_a_thread_receives_exits_without_waiting_for_it(mak
     )
     assert parent.returncode == 0, parent.stderr[-2000:]
     assert parent.stderr == ""
-    assert float(parent.stdout) < sysvmq._exit.FINISH_SECONDS / 2
+    assert float(parent.stdout) < sysvmq._binding.process.FINISH_SECONDS / 2
 
 
 #: An application's atexit handler, registered before sysvmq is imported (so it runs after

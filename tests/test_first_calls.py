@@ -2,7 +2,7 @@
 
 PyPy's cffi realizes a C type at its first use into a cache without a lock: threads whose
 first uses of different types meet may be handed each other's type and keep it. sysvmq
-realizes every type it uses at import (sysvmq._ctypes.CDECLS), while the import lock
+realizes every type it uses at import (sysvmq._binding.c.CDECLS), while the import lock
 keeps other threads out.
 """
 
@@ -14,7 +14,7 @@ import sys
 from conftest import child_env
 
 import sysvmq
-from sysvmq import _ctypes
+from sysvmq._binding import c as _ctypes
 
 PACKAGE = pathlib.Path(sysvmq.__file__).parent
 #: A C type spelt at a call that allocates, casts or views: what must be realized early.
@@ -24,7 +24,7 @@ TYPE_USE = re.compile(r"""(?:ffi\.(?:new|cast|from_buffer|typeof)|_alloc)\(\s*"(
 def test_every_c_type_the_package_allocates_is_realized_at_import():
     used = {match for path in PACKAGE.rglob("*.py") for match in TYPE_USE.findall(path.read_text())}
     assert used, "the pattern finds the package's allocations"
-    assert used <= set(_ctypes.CDECLS), f"realize these in sysvmq._ctypes.CDECLS: {used - set(_ctypes.CDECLS)}"
+    assert used <= set(_ctypes.CDECLS), f"realize these in sysvmq._binding.c.CDECLS: {used - set(_ctypes.CDECLS)}"
 
 
 #: A fresh process whose 16 threads make their first calls at one moment, each of another

@@ -222,29 +222,39 @@ async def first_of_async_for(mq):
         return message
 
 
-AFTER_A_TAKE = {
-    "Queue.get raw": (sysvmq.Queue.get, queue_get(None)),
-    "Queue.get pickle": (sysvmq.Queue.get, queue_get(pickle)),
+AFTER_A_TAKE = {  # the method that takes, and its local that holds the message once taken
+    "Queue.get raw": (sysvmq.MessageQueue._receive_then, queue_get(None), "got"),
+    "Queue.get pickle": (sysvmq.MessageQueue._receive_then, queue_get(pickle), "got"),
     "receive_message_async asyncio": (
-        sysvmq.MessageQueue._take_now,
+        sysvmq.MessageQueue._take_waiting,
         lambda mq: asyncio.run(mq.receive_message_async()),
+        "message",
     ),
-    "receive_async asyncio": (sysvmq.MessageQueue._take_now, lambda mq: asyncio.run(mq.receive_async())),
-    "async for asyncio": (sysvmq.MessageQueue._take_now, lambda mq: asyncio.run(first_of_async_for(mq))),
+    "receive_async asyncio": (
+        sysvmq.MessageQueue._take_waiting,
+        lambda mq: asyncio.run(mq.receive_async()),
+        "message",
+    ),
+    "async for asyncio": (
+        sysvmq.MessageQueue._take_waiting,
+        lambda mq: asyncio.run(first_of_async_for(mq)),
+        "message",
+    ),
     "receive_message_async trio": (
-        sysvmq.MessageQueue._take_now,
+        sysvmq.MessageQueue._take_waiting,
         lambda mq: trio.run(mq.receive_message_async),
+        "message",
     ),
 }
 
 
-@pytest.mark.parametrize("method, call", AFTER_A_TAKE.values(), ids=AFTER_A_TAKE.keys())
-def test_an_exception_between_the_take_and_the_return_gives_the_message_back(mq, method, call):
+@pytest.mark.parametrize("method, call, holder", AFTER_A_TAKE.values(), ids=AFTER_A_TAKE.keys())
+def test_an_exception_between_the_take_and_the_return_gives_the_message_back(mq, method, call, holder):
     # A trace function raises, as a signal handler may, at the first line the call runs after
     # it took its message: the message goes back to the queue.
     payload = pickle.dumps({"order": 1})
     mq.send(payload)
-    raised_by_a_tracer(method.__code__, lambda f: f.get("taken") is not None, lambda: call(mq))
+    raised_by_a_tracer(method.__code__, lambda f: f.get(holder) is not None, lambda: call(mq))
     assert mq.receive_many(10, block=False) == [payload]
 
 
@@ -295,19 +305,19 @@ QUEUE_FULL = {
     "checked path copied": (
         sysvmq.MessageQueue._receive_one,
         lambda mq: mq.receive(0, sysvmq.MSG_NOERROR),
-        is_set("taken"),
+        is_set("got"),
     ),
     "checked path in buffer": (
         sysvmq.MessageQueue._receive_one,
         lambda mq: mq.receive(0, sysvmq.MSG_NOERROR),
-        lambda f: "n" in f and f.get("taken") is None,
+        lambda f: "n" in f and f.get("got") is None,
     ),
     "receive_many": (sysvmq.MessageQueue._receive_batch, lambda mq: mq.receive_many(10), lambda f: "sizes" in f),
-    "Queue.get": (sysvmq.Queue.get, queue_get(None), is_set("taken")),
+    "Queue.get": (sysvmq.MessageQueue._receive_then, queue_get(None), is_set("got")),
     "receive_message_async": (
-        sysvmq.MessageQueue._take_now,
+        sysvmq.MessageQueue._take_waiting,
         lambda mq: asyncio.run(mq.receive_message_async()),
-        is_set("taken"),
+        is_set("message"),
     ),
 }
 
@@ -375,7 +385,7 @@ def test_an_async_receive_interrupted_on_a_full_queue_hands_the_message_over(mq,
         raise KeyboardInterrupt
 
     sender = full_with_a_sender_waiting(mq)
-    monkeypatch.setattr(sysvmq._asyncmethods, "new_message", interrupted)
+    monkeypatch.setattr(sysvmq._binding.handle, "new_message", interrupted)
     with pytest.raises(KeyboardInterrupt) as info:
         asyncio.run(mq.receive_message_async())
     monkeypatch.undo()
@@ -387,7 +397,7 @@ def test_an_async_receive_interrupted_on_a_full_queue_hands_the_message_over(mq,
 def test_every_buffer_on_the_free_list_holds_no_message(mq):
     """What the give-back on an exception and the exiting process (sysvmq._exit) rely on:
     a call resets its buffer's `taken` once the payload is copied out, whatever the path."""
-    from sysvmq._lowlevel import HELD
+    from sysvmq._binding.handle import HELD
 
     mq.send_many([b"a", b"bb", b"ccc", b"dddd"], 3)
     mq.send_many([b"e" * 10, b"kept for peek"])

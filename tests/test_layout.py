@@ -1,7 +1,9 @@
-"""The package's shape: imports go one way."""
+"""The package's shape: imports go one way, and cdata stays in the binding layer."""
 
 import ast
 import os
+import pathlib
+import re
 
 from conftest import ROOT
 
@@ -76,3 +78,32 @@ def test_the_closed_flag_is_read_only_through_the_shim():
             and node.value.attr == "_h"
         ]
     assert reads == []
+
+
+def test_only_the_binding_layer_touches_the_compiled_module():
+    """cdata stays in sysvmq._binding: every other module calls its functions and the
+    handle's methods (the hot paths of sysvmq.queue use the C functions it exports)."""
+    touching = {
+        name
+        for name, path in modules()
+        if re.search(r"\bimport\b.*\b(ffi|lib)\b|_sysvmq_cffi", pathlib.Path(path).read_text())
+    }
+    assert touching and all(name.startswith("sysvmq._binding") for name in touching), touching
+
+
+def test_messages_are_returned_to_their_queue_in_two_modules_only():
+    """The return rule (sysvmq._binding.handle's docstring) is carried out where the C
+    entry points that return messages are called: the handle, and the hot paths."""
+    returning = re.compile(r"sysvmq_return|return_(held|copy)$")
+
+    def names(path):
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                yield node.id
+            elif isinstance(node, ast.Attribute):
+                yield node.attr
+
+    calling = {name for name, path in modules() if any(returning.match(used) for used in names(path))}
+    assert calling == {"sysvmq._binding.handle", "sysvmq.queue"}

@@ -4,7 +4,7 @@ import argparse
 import math
 import re
 
-from sysvmq._args import LONG_MAX, LONG_MIN
+from sysvmq._binding.c import LONG_MAX, LONG_MIN
 from sysvmq.queue import MessageQueue
 
 __all__ = [

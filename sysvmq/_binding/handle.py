@@ -1,8 +1,33 @@
-"""The layer that speaks cdata: receive buffers, the general send and receive loops (PEP 475 retries, errors),
-batches, zero-copy, peek and the async wait.
+"""One open queue handle: its C state and every operation on it.
 
-``QueueCore`` holds a handle's C state; ``MessageQueue`` (sysvmq.queue) derives from it and adds the public
-methods, with the hand-tuned single-message paths. Arguments reach this layer already checked (sysvmq._args).
+:class:`Handle` holds what C needs of a handle (the ``sysvmq_handle *``, the free lists of
+receive buffers and batches) and does the work of sending and receiving with checked
+arguments (sysvmq._args): the general loops (PEP 475 retries, errors), batches,
+zero-copy, peek, the async wait and take, msgctl on its queue, close.
+:class:`sysvmq.MessageQueue` derives from it and adds the public methods, with the
+hand-tuned single-message paths, which use the C functions exported below.
+
+Taken, held, handed over, returned: the rule no message is lost by
+--------------------------------------------------------------------
+
+A receive *takes* a message off its queue into a buffer, which *holds* it (its ``held``
+is the length, -1 when it holds none) until Python has copied it out; then the call
+*hands it over* to its caller by returning it. Anything may stop a call in between:
+a signal handler that raises (Ctrl-C, ``sys.exit()``), MemoryError, a tracer. Such a
+call *returns* the message to the end of its queue, with its type, as its first act
+in the ``except`` block, before any other Python code can run (and raise again):
+
+- from the buffer (``return_held`` / ``sysvmq_return``, ``sysvmq_return_many``) while
+  the buffer still holds it;
+- from the copy (``return_copy`` / ``sysvmq_return_copy``) once it is copied out, as the
+  buffer may be another call's by then.
+
+A message that cannot go back (the queue stays full for a second: senders fill the room)
+is not lost either: it rides on the exception, as ``.undelivered`` (:func:`undelivered`).
+A buffer on the free list always holds nothing, so that a process that exits knows what
+its threads still hold (sysvmq._binding.process). The C functions that return messages
+are called in two modules only: here, and in sysvmq.queue's hot paths, which follow this
+rule in the same words.
 """
 
 import collections
@@ -11,23 +36,54 @@ import functools
 import struct
 import sys
 from array import array
-from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple, TypeVar
 
-from sysvmq import _exit
-from sysvmq._args import MSG_COPY, bad_type, check_send_type, deadline_ns, seconds_text
-from sysvmq._ctypes import ffi, lib
-from sysvmq._log import debug, report
+from sysvmq._args import Options, bad_type, check_send_type, deadline_ns, seconds_text
+from sysvmq._binding import process, system
+from sysvmq._binding.c import IPC_NOWAIT, MSG_COPY, ffi, lib
+from sysvmq._log import debug
 from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
-from sysvmq.stats import KEY_MASK, msgmax
 
-__all__ = ["WAIT_FOREVER", "Message", "Options", "QueueCore", "ReceiveBuffer", "new_message"]
+__all__ = [
+    "HELD",
+    "MTYPE",
+    "NOTHING_HELD",
+    "NULL",
+    "Handle",
+    "Message",
+    "ReceiveBuffer",
+    "new_message",
+    "put",
+    "return_copy",
+    "return_held",
+    "take",
+    "take_type",
+    "take_within",
+    "undelivered",
+    "undelivered_in",
+]
 
+_T = TypeVar("_T")
+
+# The hot paths' C functions (sysvmq.queue), bound once: each lookup is paid per message.
+put = lib.sysvmq_put
+take = lib.sysvmq_take
+take_type = lib.sysvmq_take_type
+take_within = lib.sysvmq_take_within
+return_held = lib.sysvmq_return
+return_copy = lib.sysvmq_return_copy
+#: What return_held() says when the buffer held nothing (the call had taken nothing).
+NOTHING_HELD = 1
+NULL = ffi.NULL
+
+_report = system.report
 _send = lib.sysvmq_send
 _receive = lib.sysvmq_receive
 _unpack = ffi.unpack
-_NULL = ffi.NULL
+_NULL = NULL
 _EINTR = -errno.EINTR
 _EDOM = -errno.EDOM
+_ENOMSG = -errno.ENOMSG
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 _HEADER = ffi.offsetof("struct sysvmq_msgbuf", "mtext")
 #: The deque type of the free lists: pop and append are atomic, and unlike a list's they
@@ -65,9 +121,9 @@ new_message: Callable[[Tuple[int, bytes]], Message] = functools.partial(tuple.__
 
 
 def undelivered(error: BaseException, messages: List[Message]) -> None:
-    """Messages a call took and could not put back when an exception ended it (the queue
-    stayed full for a second: senders filled the room): on that exception, as
-    ``.undelivered``, so that none is lost unseen."""
+    """Messages a call took and could not return to their queue when an exception ended
+    it (the queue stayed full for a second: senders filled the room): on that exception,
+    as ``.undelivered``, so that none is lost unseen."""
     try:
         error.undelivered = [*getattr(error, "undelivered", ()), *messages]  # type: ignore[attr-defined]
     except AttributeError:  # pragma: no cover - an exception type with __slots__
@@ -82,18 +138,6 @@ def undelivered_in(error: BaseException, buffer: "ReceiveBuffer") -> None:
     _, view, fields = buffer
     undelivered(error, [new_message((fields[MTYPE], view[: fields[HELD]]))])
     fields[HELD] = -1
-
-
-class Options(NamedTuple):
-    """The checked options of one call."""
-
-    flags: int  # raw msgsnd / msgrcv flags
-    deadline: int  # CLOCK_MONOTONIC ns; -1: none
-    timeout: Optional[float]  # what the deadline came from, for the error message
-
-
-#: A blocking call with no flags and no deadline.
-WAIT_FOREVER = Options(0, -1, None)
 
 
 #: One message's worth of memory for msgrcv, from the handle's free list:
@@ -135,7 +179,7 @@ def _batch_buffer(h: Any, size: int, slots: int) -> BatchBuffer:
         ffi.new("long[]", slots),
     )
     batch = ffi.new("sysvmq_batch *", [h, out, size, slots, offsets, lens, types, 0])
-    _exit.watch_batch(batch)
+    process.watch_batch(batch)
     return BatchBuffer(batch, ffi.buffer(out, size), size, slots, arrays)
 
 
@@ -152,7 +196,7 @@ def _splitter(count: int, size: int) -> struct.Struct:
     return splitter
 
 
-class QueueCore:
+class Handle:
     """A handle's C state, and every operation on it that is not a hand-tuned fast path."""
 
     __slots__ = ("__weakref__", "_batches", "_buffers", "_h", "_id", "_key", "_max_size")
@@ -170,7 +214,7 @@ class QueueCore:
         self._h.key = signed_key
         self._h.key_known = key_known
         self._h.max_size = max_size
-        self._key = signed_key & KEY_MASK
+        self._key = signed_key & system.KEY_MASK
         self._id = msqid
         self._max_size = max_size
         self._buffers = FreeList()
@@ -182,7 +226,7 @@ class QueueCore:
     # ---- errors ----
 
     def _error(self, err: int, what: str, timeout: Optional[float] = None) -> SysVMQError:
-        report()  # a call that fails is a slow path: say what the wait machinery noted
+        _report()  # a call that fails is a slow path: say what the wait machinery noted
         if err == errno.ETIMEDOUT:
             return error_for(err, what, f"nothing happened within the timeout of {seconds_text(timeout)} s")
         if err == errno.EAGAIN:
@@ -196,7 +240,7 @@ class QueueCore:
         if err == errno.EDOM:
             return bad_type(mtype, check_send_type)
         if err == errno.EINVAL:
-            limit = msgmax()
+            limit = system.kernel_msgmax()
             if size > limit:
                 return MessageTooLargeError(
                     err,
@@ -268,7 +312,7 @@ class QueueCore:
         rb = _alloc("sysvmq_rbuf *", {"mtext": self._max_size})
         rb.handle = self._h  # both live as long as this object: the buffer sits in its free list
         rb.held = -1
-        _exit.watch_buffer(rb)
+        process.watch_buffer(rb)
         if CPYTHON:
             fields = memoryview(ffi.buffer(rb, ffi.offsetof("sysvmq_rbuf", "mtext"))).cast("l")
         else:
@@ -309,22 +353,71 @@ class QueueCore:
         buffer = self._spare_buffer()
         rb, view, fields = buffer
         fields[HELD] = -1
-        taken = None
+        got = None
         try:
             n = self._receive_loop(mtype, options, buffer, dest)
-            taken = n, fields[MTYPE], b"" if dest is not _NULL else view[:n]
-            fields[HELD] = -1  # in Python now (see sysvmq.queue's receive)
+            got = n, fields[MTYPE], b"" if dest is not _NULL else view[:n]
+            fields[HELD] = -1  # handed over: the buffer holds nothing
             self._buffers.append(buffer)
-            return taken
-        except BaseException as error:  # see MessageQueue.receive
-            if taken is None:
-                if lib.sysvmq_return(rb) < 0:
+            return got
+        except BaseException as error:  # the return rule (module docstring)
+            if got is None:
+                if return_held(rb) < 0:
                     undelivered_in(error, buffer)
-            else:  # copied out: the buffer may be another call's by now
-                n, got_type, data = taken
-                if lib.sysvmq_return_copy(self._h, got_type, data if dest is _NULL else dest, n) < 0:
+            else:
+                n, got_type, data = got
+                if return_copy(self._h, got_type, data if dest is _NULL else dest, n) < 0:
                     undelivered(error, [new_message((got_type, data if dest is _NULL else bytes(dest[:n])))])
             raise
+
+    def _receive_then(self, mtype: int, options: Options, then: Callable[[bytes], _T]) -> _T:
+        """One message with checked options, its payload handed to `then`, whose result is
+        returned. An Exception `then` raises is its own: the message is handed over with it
+        (sysvmq.Queue's MessageDecodeError carries it). Anything else that stops `then` (a
+        signal handler's KeyboardInterrupt while it runs) returns the message (the return rule)."""
+        got = None
+        try:
+            got = self._receive_one(mtype, options)
+            return then(got[2])
+        except Exception:
+            raise  # nothing was taken, or `then` failed and handed the message over
+        except BaseException as error:
+            if got is not None and return_copy(self._h, got[1], got[2], got[0]) < 0:
+                undelivered(error, [new_message(got[1:])])
+            raise
+
+    def _take_waiting(self, mtype: int, flags: int) -> Optional[Message]:
+        """The message `mtype` and `flags` select if one is waiting, taken without waiting
+        (the async receives take here, in the event loop's thread); None if none is."""
+        buffer = self._spare_buffer()
+        rb, view, fields = buffer
+        fields[HELD] = -1
+        message = None
+        try:
+            n = _receive(rb, self._max_size, mtype, flags | IPC_NOWAIT, -1, _NULL, _NULL)
+            while n < 0:
+                if n == _ENOMSG:
+                    self._buffers.append(buffer)
+                    return None
+                if n != _EINTR:
+                    raise self._receive_error(-n, None)
+                n = _receive(rb, self._max_size, mtype, flags | IPC_NOWAIT, -1, _NULL, _NULL)
+            message = new_message((fields[MTYPE], view[:n]))
+            fields[HELD] = -1  # handed over: the buffer holds nothing
+            self._buffers.append(buffer)
+            return message
+        except BaseException as error:  # the return rule (module docstring)
+            self._return_after(error, buffer, message)
+            raise
+
+    def _return_after(self, error: BaseException, buffer: ReceiveBuffer, message: Optional[Message]) -> None:
+        """The return rule for a call that `error` stops: the message it took goes back to
+        its queue, from the buffer if it is still there, else from its copy `message`."""
+        if message is None:
+            if return_held(buffer[0]) < 0:
+                undelivered_in(error, buffer)
+        elif return_copy(self._h, message[0], message[1], len(message[1])) < 0:
+            undelivered(error, [message])
 
     def _receive_batch(self, max_count: int, mtype: int, options: Options) -> List[bytes]:
         """Up to `max_count` payloads in one call into C; only the first may wait."""
@@ -380,24 +473,25 @@ class QueueCore:
 
     def _await_message(self, mtype: int, flags: int, seconds: float, token: Any) -> Optional[Message]:
         """Block until a message `mtype` selects is waiting, taking none (PEP 475 retries): None;
-        a zero-length message that could not be put back is taken: it is returned. After `seconds`,
-        QueueTimeoutError with no report (a log handler's error would replace it): the caller only looks around."""
+        a zero-length message that could not be returned at once is taken: it is returned here.
+        After `seconds`, QueueTimeoutError with no report (a log handler's error would replace
+        it): the caller only looks around."""
         h = self._h
         deadline = deadline_ns(seconds)
-        taken = ffi.new("long *")
+        held_type = ffi.new("long *")
         while True:
-            r = lib.sysvmq_await(h, mtype, flags, deadline, token, taken)
+            r = lib.sysvmq_await(h, mtype, flags, deadline, token, held_type)
             if r >= 0:
-                return None if r == 0 else new_message((int(taken[0]), b""))
+                return None if r == 0 else new_message((int(held_type[0]), b""))
             if r != _EINTR:
                 raise error_for(-r, "await") if r == -errno.ETIMEDOUT else self._receive_error(-r, None)
 
     def _return_to_queue(self, message: Optional[Message]) -> bool:
-        """Put `message`, taken by a call whose caller is gone, back at the end of the queue,
+        """Return `message`, taken by a call whose caller is gone, to the end of the queue,
         without waiting: whether it is back (or there was none)."""
         if message is None:
             return True
-        back = _send(self._h, message.type, message.data, len(message.data), lib.IPC_NOWAIT, -1, _NULL) == 0
+        back = _send(self._h, message.type, message.data, len(message.data), IPC_NOWAIT, -1, _NULL) == 0
         outcome = "put it back at the end of the queue" if back else "could not put it back: its caller gets it"
         debug(
             "%s: an async receive whose caller is gone took a message of type %d; %s",
@@ -406,3 +500,34 @@ class QueueCore:
             outcome,
         )
         return back
+
+    # ---- control: msgctl on this handle's queue, close ----
+
+    def _is_closed(self) -> bool:
+        """Whether sysvmq_close() was called: read atomically (another thread may close)."""
+        return bool(lib.sysvmq_is_closed(self._h))
+
+    def _check_open(self, what: str) -> None:
+        if lib.sysvmq_is_closed(self._h):
+            raise error_for(errno.EBADF, f"{what} {self._describe()}")
+
+    def _stat(self) -> Dict[str, int]:
+        """IPC_STAT of this handle's queue: its fields, as QueueStats names them."""
+        self._check_open("stat")
+        key = self._h.key if self._h.key_known else None
+        return system.stat_queue(self._id, key, f"stat {self._describe()}")
+
+    def _set(self, mode: int, uid: int, gid: int, max_bytes: int) -> int:
+        """IPC_SET of the fields that are >= 0: 0, or -errno."""
+        self._check_open("set")
+        return system.set_queue(self._id, mode, uid, gid, max_bytes)
+
+    def _remove(self) -> None:
+        self._check_open("destroy")
+        system.remove_queue(self._id, f"destroy {self._describe()}")
+
+    def _close(self) -> int:
+        """Mark the handle closed and wake its blocked threads: 0, or -EBUSY (csrc/api.h)."""
+        r = int(lib.sysvmq_close(self._h))
+        _report()
+        return r

@@ -1,4 +1,4 @@
-"""What happens to a receive when the process exits: no message is lost with a thread.
+"""The process exits or forks: no message is lost with a thread.
 
 While the interpreter finalizes, a thread that comes back from a system call is stopped
 when it asks for the GIL back (CPython 3.9-3.13), or parked for good (3.14): a message
@@ -27,7 +27,7 @@ import os
 import weakref
 from typing import Any
 
-from sysvmq._ctypes import ffi, lib
+from sysvmq._binding.c import ffi, lib
 
 __all__ = ["FINISH_SECONDS", "watch_batch", "watch_buffer"]
 

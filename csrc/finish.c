@@ -9,7 +9,7 @@
  *      or the process ends (sysvmq_sit_out); one that would not block finds nothing;
  *   2. every receive of another thread that waits in the kernel is woken to do so;
  *   3. what a receive took before that is waited for until Python has it: its buffer's
- *      `held` is reset once the message is copied out (sysvmq._lowlevel).
+ *      `held` is reset once the message is copied out (sysvmq._binding.handle).
  * Calls in the finishing thread itself (later atexit handlers), and sends, work as
  * before. */
 

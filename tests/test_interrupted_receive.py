@@ -395,7 +395,7 @@ def test_an_async_receive_interrupted_on_a_full_queue_hands_the_message_over(mq,
 
 
 def test_every_buffer_on_the_free_list_holds_no_message(mq):
-    """What the give-back on an exception and the exiting process (sysvmq._exit) rely on:
+    """What the give-back on an exception and the exiting process (sysvmq._binding.process) rely on:
     a call resets its buffer's `taken` once the payload is copied out, whatever the path."""
     from sysvmq._binding.handle import HELD
 

@@ -1,6 +1,6 @@
 """User-space instructions per send + receive pair, counted by valgrind's callgrind.
 
-    python bench/instructions.py            # sysvmq, the bare cffi floor, sysv_ipc
+    python bench/instructions.py            # sysvmq (single and batch), the bare cffi floor, sysv_ipc
 
 Instruction counts do not depend on what else the machine is doing, so a change to the hot
 path can be judged without noise: each contender runs N1 and N2 pairs of 64 B messages in a
@@ -34,6 +34,17 @@ try:
     for _ in range(n):
         send(payload)
         receive()
+finally:
+    mq.destroy()
+""",
+    "sysvmq send_many() + receive_many(), per message (batches of 100)": PRELUDE
+    + """
+try:
+    batch = [payload] * 100
+    send_many, receive_many = mq.send_many, mq.receive_many
+    for _ in range(n // 100):
+        send_many(batch)
+        receive_many(100)
 finally:
     mq.destroy()
 """,

@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import sysvmq
 from sysvmq.tools.benchreport import Result, commit, machine, median_rate, table
@@ -107,84 +107,36 @@ def pairs_batch_sysvmq(mq: sysvmq.MessageQueue, payload: bytes, n: int, batch: i
 # ---- two processes: worker side ----
 
 
-def worker(argv: Sequence[str]) -> None:
-    """Entry point of the processes this module starts: prints the seconds of its loop."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches every process: no tracebacks
-    role, impl, qid = argv[0], argv[1], int(argv[2])
-    rest = [int(a) for a in argv[3:]]
+BATCH = 64
+"""Messages per send_many/receive_many call of the `sysvmq-batch` stream."""
+
+
+class Endpoint(NamedTuple):
+    """One library's calls on the queue the two processes share, bound once so that the
+    timed loops pay for nothing but the calls."""
+
     send: Callable[[bytes, int], Any]
     receive: Callable[[int], Tuple[bytes, int]]
+    """Data and type of the first message msgrcv's `type` argument selects."""
     send_one: Callable[[bytes], Any]
     receive_one: Callable[[], bytes]
+    batches: Optional[sysvmq.MessageQueue]
+    """The queue, when a stream goes BATCH messages a call (`sysvmq-batch`); None: one a call."""
+
+
+def _endpoint(impl: str, qid: int) -> Endpoint:
     if impl == "sysv_ipc":
         q = _sysv_ipc_by_id(qid)
-        send = lambda data, t: q.send(data, type=t)  # noqa: E731
-        receive = lambda t: q.receive(type=t)  # noqa: E731
-        send_one, receive_one = q.send, lambda: q.receive()[0]
-    else:
-        mq = sysvmq.MessageQueue.from_id(qid)
-        send = mq.send
+        return Endpoint(
+            lambda data, t: q.send(data, type=t), lambda t: q.receive(type=t), q.send, lambda: q.receive()[0], None
+        )
+    mq = sysvmq.MessageQueue.from_id(qid)
 
-        def receive(t: int) -> Tuple[bytes, int]:
-            message = mq.receive_message(t)
-            return message.data, message.type
+    def receive(t: int) -> Tuple[bytes, int]:
+        message = mq.receive_message(t)
+        return message.data, message.type
 
-        send_one, receive_one = mq.send, mq.receive
-    if role == "produce":
-        size, count = rest
-        data = b"x" * size
-        start = time.perf_counter()
-        if impl == "sysvmq-batch":
-            batch = [data] * 64
-            for _ in range(count // 64):
-                mq.send_many(batch)
-        else:
-            for _ in range(count):
-                send_one(data)
-        send(b"", 2)
-    elif role == "consume":
-        if impl == "sysvmq-batch":
-            messages = mq.receive_many(64)
-            start = time.perf_counter()
-            while len(messages[-1]):
-                messages = mq.receive_many(64)
-        else:
-            receive_one()
-            start = time.perf_counter()
-            while len(receive_one()):
-                pass
-    elif role == "ping":
-        (count,) = rest
-        start = time.perf_counter()
-        for _ in range(count):
-            send(b"12345678", 1)
-            receive(2)
-        send(b"", 3)
-    elif role == "pong":
-        start = time.perf_counter()
-        while receive(-3)[1] != 3:
-            send(b"12345678", 2)
-    elif role == "put":  # sysvmq.Queue: `count` pickled objects, then None
-        (count,) = rest
-        q = sysvmq.Queue.from_id(qid)
-        put = q.put
-        start = time.perf_counter()
-        for i in range(count):
-            put(job(i))
-        put(None)
-    elif role == "get":
-        q = sysvmq.Queue.from_id(qid)
-        get = q.get
-        get()
-        start = time.perf_counter()
-        while get() is not None:
-            pass
-    print(f"{time.perf_counter() - start:.9f}", flush=True)
-
-
-def job(i: int) -> Dict[str, Any]:
-    """The object the Queue section sends: a small dict, about 60 bytes pickled."""
-    return {"job": i, "args": [1, 2, 3], "name": "resize"}
+    return Endpoint(mq.send, receive, mq.send, mq.receive, mq if impl == "sysvmq-batch" else None)
 
 
 def _sysv_ipc_by_id(qid: int) -> Any:
@@ -192,6 +144,111 @@ def _sysv_ipc_by_id(qid: int) -> Any:
     if key == 0:
         raise SystemExit("sysv_ipc attaches by key only")
     return sysv_ipc.MessageQueue(key - 2**32 if key >= 2**31 else key, max_message_size=sysvmq.limits().msgmax)
+
+
+# Each role returns the seconds of its loop; `rest` holds the numbers after the msqid.
+
+
+def _produce(impl: str, qid: int, rest: List[int]) -> float:
+    """`count` messages of `size` bytes, then an empty one of type 2."""
+    end = _endpoint(impl, qid)
+    size, count = rest
+    data = b"x" * size
+    start = time.perf_counter()
+    if end.batches is not None:
+        mq, batch = end.batches, [data] * BATCH
+        for _ in range(count // BATCH):
+            mq.send_many(batch)
+    else:
+        send_one = end.send_one
+        for _ in range(count):
+            send_one(data)
+    end.send(b"", 2)
+    return time.perf_counter() - start
+
+
+def _consume(impl: str, qid: int, rest: List[int]) -> float:
+    """Every message up to the empty one, timed from the first."""
+    end = _endpoint(impl, qid)
+    if end.batches is not None:
+        mq = end.batches
+        messages = mq.receive_many(BATCH)
+        start = time.perf_counter()
+        while len(messages[-1]):
+            messages = mq.receive_many(BATCH)
+    else:
+        receive_one = end.receive_one
+        receive_one()
+        start = time.perf_counter()
+        while len(receive_one()):
+            pass
+    return time.perf_counter() - start
+
+
+def _ping(impl: str, qid: int, rest: List[int]) -> float:
+    """`count` round trips: type 1 out, type 2 back; then type 3 to end the pong."""
+    end = _endpoint(impl, qid)
+    (count,) = rest
+    send, receive = end.send, end.receive
+    start = time.perf_counter()
+    for _ in range(count):
+        send(b"12345678", 1)
+        receive(2)
+    send(b"", 3)
+    return time.perf_counter() - start
+
+
+def _pong(impl: str, qid: int, rest: List[int]) -> float:
+    end = _endpoint(impl, qid)
+    send, receive = end.send, end.receive
+    start = time.perf_counter()
+    while receive(-3)[1] != 3:
+        send(b"12345678", 2)
+    return time.perf_counter() - start
+
+
+def _put(impl: str, qid: int, rest: List[int]) -> float:
+    """sysvmq.Queue: `count` pickled objects, then None."""
+    (count,) = rest
+    put = sysvmq.Queue.from_id(qid).put
+    start = time.perf_counter()
+    for i in range(count):
+        put(job(i))
+    put(None)
+    return time.perf_counter() - start
+
+
+def _get(impl: str, qid: int, rest: List[int]) -> float:
+    get = sysvmq.Queue.from_id(qid).get
+    get()
+    start = time.perf_counter()
+    while get() is not None:
+        pass
+    return time.perf_counter() - start
+
+
+ROLES: Dict[str, Callable[[str, int, List[int]], float]] = {
+    "produce": _produce,
+    "consume": _consume,
+    "ping": _ping,
+    "pong": _pong,
+    "put": _put,
+    "get": _get,
+}
+
+
+def worker(argv: Sequence[str]) -> None:
+    """Entry point of the processes this module starts (ROLE IMPL MSQID NUMBER...): prints
+    the seconds of its loop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches every process: no tracebacks
+    role, impl, qid = argv[0], argv[1], int(argv[2])
+    seconds = ROLES[role](impl, qid, [int(a) for a in argv[3:]])
+    print(f"{seconds:.9f}", flush=True)
+
+
+def job(i: int) -> Dict[str, Any]:
+    """The object the Queue section sends: a small dict, about 60 bytes pickled."""
+    return {"job": i, "args": [1, 2, 3], "name": "resize"}
 
 
 def process_pair(first: List[str], second: List[str]) -> float:

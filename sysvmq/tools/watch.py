@@ -168,6 +168,71 @@ def plain_lines(rows: Sequence[Row], when: float) -> List[str]:
 
 _PROBLEMS = {"absent": "no such queue", "denied": "permission denied"}
 
+SPARK_MIN = 8
+"""Columns below which a sparkline says nothing: left out."""
+
+
+def _number_columns(rows: Sequence[Row]) -> List[str]:
+    """The header and a line per queue of the KEY, ID, MESSAGES, BYTES and CAPACITY columns,
+    aligned (the key to the left, the numbers to the right)."""
+    table = [["KEY", "ID", "MESSAGES", "BYTES", "CAPACITY"]]
+    for row in rows:
+        key = "-" if row.key is None else f"{row.key:#010x}"
+        msqid = "-" if row.id is None else str(row.id)
+        s = row.stats
+        table.append([key, msqid, *([str(s.count), str(s.bytes), str(s.max_bytes)] if s else ["", "", ""])])
+    widths = [max(len(cells[i]) for cells in table) for i in range(5)]
+    return [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        for cells in table
+    ]
+
+
+class Gauges(NamedTuple):
+    """What follows the numbers of a queue with stats: a fill bar `bar` cells wide (0: none),
+    then a sparkline `spark` columns wide (less than SPARK_MIN: none)."""
+
+    bar: int
+    spark: int
+    glyphs: Glyphs
+
+    @classmethod
+    def fitting(cls, room: int, interval: float, glyphs: Glyphs) -> "Gauges":
+        """The widest that fit in `room` columns."""
+        bar = min(20, max(5, room // 3)) if room >= 16 else 0
+        # A column a refresh or more wide: no slice of time without a sample in it.
+        spark = min(room - bar - 9 - 8, round(WINDOW / interval)) if bar else 0
+        return cls(bar, spark, glyphs)
+
+    def header(self) -> str:
+        text = "  " + "FILL".ljust(self.bar + 7) if self.bar else ""
+        return text + "  MESSAGES, LAST MINUTE" if self.spark >= SPARK_MIN else text
+
+    def of(self, row: Row, history: History, now: float) -> str:
+        """The gauges of `row` at monotonic `now`, or why it has no stats."""
+        s = row.stats
+        if s is None:
+            return "  " + escape(_PROBLEMS.get(row.status, row.status).encode())
+        if not self.bar:
+            return ""
+        text = "  " + fill_bar(s.bytes, s.max_bytes, self.bar, self.glyphs)
+        if self.spark < SPARK_MIN:
+            return text
+        samples = history.get(s.id, ())
+        peak = max((depth for _, depth in samples), default=0)
+        return text + "  " + sparkline(samples, self.spark, now, self.glyphs) + f" max {peak}"
+
+
+def _fit(lines: List[str], rows: int, height: int) -> List[str]:
+    """`lines` (a title, a header, `rows` queues) cut to `height`: the queues cut are counted
+    on the last line, and the title and the header go first."""
+    if len(lines) <= height:
+        return lines
+    hidden = rows - max(height - 3, 0)
+    if hidden > 0:
+        return [*lines[: height - 1], f"... {hidden} more queue(s): enlarge the terminal or name fewer"]
+    return lines[:height]
+
 
 def screen_lines(
     rows: Sequence[Row],
@@ -182,48 +247,13 @@ def screen_lines(
     fit are counted on the last line."""
     columns, height = max(size[0] - 1, 1), max(size[1], 1)  # never the last column: no wrap
     title = f"sysvmq watch  {len(rows)} queue(s)  every {interval:g} s  {time.strftime('%H:%M:%S', time.localtime(when[0]))}  q or Ctrl-C: quit"
-    table = [["KEY", "ID", "MESSAGES", "BYTES", "CAPACITY"]]
-    for row in rows:
-        key = "-" if row.key is None else f"{row.key:#010x}"
-        msqid = "-" if row.id is None else str(row.id)
-        s = row.stats
-        table.append([key, msqid, *([str(s.count), str(s.bytes), str(s.max_bytes)] if s else ["", "", ""])])
-    widths = [max(len(cells[i]) for cells in table) for i in range(5)]
-    numbers = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-        for cells in table
-    ]
-    room = columns - len(numbers[0]) - 2
-    bar = min(20, max(5, room // 3)) if room >= 16 else 0
-    # A column a refresh or more wide: no slice of time without a sample in it.
-    spark = min(room - bar - 9 - 8, round(WINDOW / interval)) if bar else 0
-    lines = [title]
-    header = numbers[0]
-    if bar:
-        header += "  " + "FILL".ljust(bar + 7)
-    if spark >= 8:
-        header += "  MESSAGES, LAST MINUTE"
-    lines.append(header)
+    numbers = _number_columns(rows)
+    gauges = Gauges.fitting(columns - len(numbers[0]) - 2, interval, glyphs)
+    lines = [title, numbers[0] + gauges.header()]
     if not rows:
         lines.append("(no queues)")
-    for row, text in zip(rows, numbers[1:]):
-        s = row.stats
-        if s is None:
-            text += "  " + escape(_PROBLEMS.get(row.status, row.status).encode())
-        elif bar:
-            text += "  " + fill_bar(s.bytes, s.max_bytes, bar, glyphs)
-            if spark >= 8:
-                samples = history.get(s.id, ())
-                peak = max((depth for _, depth in samples), default=0)
-                text += "  " + sparkline(samples, spark, when[1], glyphs) + f" max {peak}"
-        lines.append(text)
-    if len(lines) > height:
-        hidden = len(rows) - max(height - 3, 0)  # the rows cut: the title and the header go first
-        if hidden > 0:
-            lines = [*lines[: height - 1], f"... {hidden} more queue(s): enlarge the terminal or name fewer"]
-        else:
-            lines = lines[:height]
-    return [line[:columns] for line in lines]
+    lines.extend(text + gauges.of(row, history, when[1]) for row, text in zip(rows, numbers[1:]))
+    return [line[:columns] for line in _fit(lines, len(rows), height)]
 
 
 def run(targets: Sequence[Target], interval: float, count: Optional[int], plain: bool) -> int:

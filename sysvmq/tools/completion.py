@@ -3,7 +3,7 @@ parsers, so it knows every subcommand and option there is. Queue keys and ids co
 ``sysvmq ls``, run by the shell when they are asked for."""
 
 import argparse
-from typing import Dict, List, NamedTuple
+from typing import Callable, Dict, List, NamedTuple
 
 __all__ = ["SHELLS", "Command", "commands_of", "script"]
 
@@ -52,12 +52,19 @@ def commands_of(parsers: Dict[str, argparse.ArgumentParser]) -> List[Command]:
     return found
 
 
-def _bash(commands: List[Command]) -> str:
-    cases = "\n".join(
-        f"        {c.name}) options='{' '.join(c.options)}'; valued='{' '.join(c.valued)}'; queues={int(c.queues)};"
-        f" choices='{' '.join(c.choices)}' ;;"
+def _cases(commands: List[Command], indent: str, words: Callable[[List[str]], str]) -> str:
+    """A branch of the script's `case $command` per subcommand, setting what the completion
+    reads: its options, those that take a value, whether it names queues, its choices.
+    `words` writes a list as the shell keeps it (a string in bash, an array in zsh)."""
+    return "\n".join(
+        f"{indent}{c.name}) options={words(c.options)}; valued={words(c.valued)}; queues={int(c.queues)};"
+        f" choices={words(c.choices)} ;;"
         for c in commands
     )
+
+
+def _bash(commands: List[Command]) -> str:
+    cases = _cases(commands, " " * 8, lambda words: "'" + " ".join(words) + "'")
     names = " ".join(c.name for c in commands)
     return f"""# bash completion for sysvmq: source <(sysvmq completion bash)
 _sysvmq() {{
@@ -87,11 +94,7 @@ complete -F _sysvmq sysvmq
 
 
 def _zsh(commands: List[Command]) -> str:
-    cases = "\n".join(
-        f"    {c.name}) options=({' '.join(c.options)}); valued=({' '.join(c.valued)}); queues={int(c.queues)};"
-        f" choices=({' '.join(c.choices)}) ;;"
-        for c in commands
-    )
+    cases = _cases(commands, " " * 4, lambda words: "(" + " ".join(words) + ")")
     names = " ".join(c.name for c in commands)
     return f"""#compdef sysvmq
 # zsh completion for sysvmq: source <(sysvmq completion zsh) after compinit, or save it

@@ -5,9 +5,9 @@ SIGKILL cannot be caught: a queue it leaves stays in the kernel until `sysvmq rm
 
 import signal
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
-from sysvmq.tools.terminal import ignored
+from sysvmq.tools.signals import Handlers, ignored
 
 __all__ = ["Stopped", "Cleanup"]
 
@@ -35,7 +35,6 @@ class Cleanup:
         self.signum = 0
         self.raised = False
         self.holding = 0
-        self.previous: Dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum:
@@ -54,15 +53,11 @@ class Cleanup:
 
     def __enter__(self) -> "Cleanup":
         # One the parent set to be ignored (`nohup sysvmq bench &`) stays ignored.
-        chosen = [signum for signum in self.SIGNALS if not ignored(signum)]
-        self.previous = {signum: signal.signal(signum, self._handle) for signum in chosen}
-        self.mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, chosen)
+        self.handlers = Handlers([signum for signum in self.SIGNALS if not ignored(signum)], self._handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        self.handlers.restore()
 
     @contextmanager
     def made(self, make: Callable[[], T], remove: Callable[[T], object]) -> Iterator[T]:

@@ -9,11 +9,12 @@ import stat
 import sys
 import time
 import unicodedata
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from sysvmq._log import debug
 from sysvmq.errors import SysVMQError, error_for
 from sysvmq.queue import Message, MessageQueue
+from sysvmq.tools.signals import Handlers
 
 __all__ = ["Output", "OutputClosed", "StopSignals", "escape", "return_to_queue"]
 
@@ -133,29 +134,24 @@ class StopSignals:
         self.on_stop = on_stop
         self.on_again = on_again
         self.signum = 0
-        self.previous: Dict[int, Any] = {}
+        self.handlers: Optional[Handlers] = None
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum:
-            self._restore()
+            if self.handlers is not None:  # None: the second came before the handlers were all set
+                self.handlers.restore_handlers()
             self.on_again()
             return
         self.signum = signum
         self.on_stop()
 
-    def _restore(self) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        self.previous = {}
-
     def __enter__(self) -> "StopSignals":
-        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
-        self.mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
+        self.handlers = Handlers(self.SIGNALS, self._handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._restore()
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        assert self.handlers is not None
+        self.handlers.restore()
 
 
 def return_to_queue(mq: MessageQueue, message: Message) -> None:

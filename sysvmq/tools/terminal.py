@@ -6,11 +6,12 @@ import select
 import signal
 import sys
 import termios
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 from sysvmq.tools.output import OutputClosed
+from sysvmq.tools.signals import Handlers, ignored
 
-__all__ = ["output_fd", "ignored", "Happened", "Events", "Screen"]
+__all__ = ["output_fd", "Happened", "Events", "Screen"]
 
 ENTER = "\x1b[?1049h\x1b[?25l"  # the alternate screen, the cursor hidden
 LEAVE = "\x1b[?25h\x1b[?1049l"  # the cursor shown, the screen the shell had
@@ -39,21 +40,6 @@ def _foreground_terminal(fd: int) -> bool:
         return False
 
 
-def ignored(signum: int) -> bool:
-    """Whether the parent set `signum` to be ignored. /proc says so on Linux where the
-    interpreter does not (PyPy reports an inherited SIG_IGN as SIG_DFL)."""
-    if signal.getsignal(signum) is signal.SIG_IGN:
-        return True
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("SigIgn:"):
-                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return False
-
-
 class Happened(NamedTuple):
     """What ended a wait: a stop signal (0 if none), `q` typed, a suspend (Ctrl-Z), a redraw
     (resize, continue)."""
@@ -75,7 +61,6 @@ class Events:
         self.keys = keys
         self.keys_fd: Optional[int] = None
         self.pending: List[int] = []
-        self.previous: Dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.pending.append(signum)
@@ -95,15 +80,11 @@ class Events:
         os.set_blocking(self.wake_write, False)
         if self.keys and sys.stdin is not None and _foreground_terminal(0):
             self.keys_fd = 0
-        watched = self._watched()
-        self.previous = {signum: signal.signal(signum, self._handle) for signum in watched}
-        self.mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, watched)
+        self.handlers = Handlers(self._watched(), self._handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        self.handlers.restore()
         os.close(self.wake_read)
         os.close(self.wake_write)
 

@@ -2,21 +2,29 @@
 
     python bench/instructions.py            # sysvmq (single and batch), the bare cffi floor, sysv_ipc
 
+    python bench/instructions.py --repeat 3 # the median of three runs of each
+
 Instruction counts do not depend on what else the machine is doing, so a change to the hot
 path can be judged without noise: each contender runs N1 and N2 pairs of 64 B messages in a
 fresh interpreter under callgrind (PYTHONHASHSEED=0), and the difference divided by N2 - N1
-is its cost per pair, start-up excluded. Needs valgrind; sysv_ipc is left out if absent.
+is its cost per pair, start-up excluded. The batch row runs ten times as many messages: a
+batch costs a few hundred instructions per message, so a one-off cost in one run (a
+collection of the older generations, say) would show as noise of some percent. Needs
+valgrind; sysv_ipc is left out if absent.
 """
 
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 N1, N2 = 2_000, 22_000
+#: How many times more messages a contender runs than N1 and N2 (the batch row: 10).
+SCALE = {"sysvmq send_many() + receive_many(), per message (batches of 100)": 10}
 
 PRELUDE = """
 import sys
@@ -100,17 +108,31 @@ def instructions(code: str, n: int) -> Optional[int]:
     return int(match.group(1).replace(",", "")) if out.returncode == 0 and match else None
 
 
+def per_pair(code: str, scale: int) -> Optional[float]:
+    low, high = instructions(code, N1 * scale), instructions(code, N2 * scale)
+    if low is None or high is None:
+        return None
+    return (high - low) / ((N2 - N1) * scale)
+
+
 def main() -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is needed (apt-get install valgrind)", file=sys.stderr)
         return 1
-    print(f"{sys.implementation.name} {sys.version.split()[0]}; instructions per pair, ({N2} - {N1} pairs)")
+    repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 1
+    runs = f", the median of {repeat} runs" if repeat > 1 else ""
+    print(f"{sys.implementation.name} {sys.version.split()[0]}; instructions per pair ({N2} - {N1} pairs{runs})")
     for name, code in CONTENDERS.items():
-        low, high = instructions(code, N1), instructions(code, N2)
-        if low is None or high is None:
+        counts: List[float] = []
+        for _ in range(repeat):
+            count = per_pair(code, SCALE.get(name, 1))
+            if count is None:
+                break
+            counts.append(count)
+        if not counts:
             print(f"  {name:<48} (not installed)")
             continue
-        print(f"  {name:<48} {(high - low) / (N2 - N1):>8.0f}")
+        print(f"  {name:<48} {statistics.median(counts):>8.0f}")
     return 0
 
 

@@ -1,12 +1,15 @@
-"""Sphinx configuration: the README as the guide, the API reference from the docstrings.
+"""Sphinx configuration: the README as the front page, a page per concept, the API reference
+from the docstrings.
 
 Build (CPython 3.11+, `pip install -e '.[docs]'`), warnings as errors:
 
     sphinx-build -W --keep-going -b html docs docs/_build/html
     unshare --ipc -- sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
 
-The doctest build runs the docstrings' ``>>>`` examples and the README's examples
-that tests/test_readme.py runs too (docs/readme_examples.py decides which).
+The doctest build runs the pages' {doctest} and {testcode} examples, the docstrings' ``>>>``
+examples, and the README's examples (docs/readme_examples.py decides which; tests/test_readme.py
+runs them too). After each group of examples, the queues its handles name are removed, even
+when an example failed before its own destroy() (docs/example_queues.py).
 """
 
 import os
@@ -19,7 +22,7 @@ from sphinx.util import logging
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from readme_examples import runs  # noqa: E402
+from readme_examples import doctested  # noqa: E402
 
 import sysvmq  # noqa: E402  (the installed package: its compiled module is needed)
 
@@ -32,7 +35,7 @@ extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.doctest"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "README.md"]
 myst_heading_anchors = 3
-suppress_warnings = ["myst.xref_missing"]  # README links to files of the repository, not pages
+myst_enable_extensions = ["deflist"]
 
 html_theme = "alabaster"
 html_title = f"sysvmq {release}"
@@ -50,15 +53,16 @@ autodoc_typehints = "signature"
 autodoc_type_aliases = {"Payload": "sysvmq.queue.Payload"}
 
 doctest_test_doctest_blocks = "default"  # the docstrings' >>> examples
-doctest_global_setup = "import sysvmq"
+doctest_global_setup = "import sysvmq\nfrom example_queues import remove_example_queues"
+doctest_global_cleanup = "remove_example_queues(globals())"
 
 
 def _readme_examples_as_doctests(app: Any, doctree: nodes.document) -> None:
-    """Make the guide's runnable ```python blocks Sphinx doctest `testcode` blocks, one group."""
-    if app.env.docname != "guide":
+    """Make the front page's runnable ```python blocks (the README's) doctest `testcode`, one group."""
+    if app.env.docname != "index":
         return
     for block in doctree.findall(nodes.literal_block):
-        if block.get("language") == "python" and runs(block.astext()):
+        if block.get("language") == "python" and doctested(block.astext()):
             block["testnodetype"] = "testcode"
             block["groups"] = ["readme"]
             block["options"] = {}

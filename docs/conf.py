@@ -14,9 +14,10 @@ when an example failed before its own destroy() (docs/example_queues.py).
 
 import os
 import sys
-from typing import Any
+from typing import Any, List
 
 from docutils import nodes
+from sphinx.pycode import ModuleAnalyzer
 from sphinx.util import logging
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,6 +69,17 @@ def _readme_examples_as_doctests(app: Any, doctree: nodes.document) -> None:
             block["options"] = {}
 
 
+def _binding_constant_description(app: Any, what: str, name: str, obj: Any, options: Any, lines: List[str]) -> None:
+    """A constant sysvmq imports from its binding takes the description written there (sysvmq._binding.c),
+    not the docstring of int."""
+    module, _, short = name.rpartition(".")
+    if what != "data" or module != "sysvmq" or ("", short) in ModuleAnalyzer.for_module("sysvmq").find_attr_docs():
+        return
+    described = ModuleAnalyzer.for_module("sysvmq._binding.c").find_attr_docs().get(("", short))
+    if described:
+        lines[:] = described
+
+
 def _every_public_name_documented(app: Any, env: Any) -> None:
     """A warning (an error under -W) for each name of sysvmq.__all__ the reference lacks."""
     documented = set(env.get_domain("py").objects)
@@ -78,4 +90,5 @@ def _every_public_name_documented(app: Any, env: Any) -> None:
 
 def setup(app: Any) -> None:
     app.connect("doctree-read", _readme_examples_as_doctests)
+    app.connect("autodoc-process-docstring", _binding_constant_description)
     app.connect("env-check-consistency", _every_public_name_documented)

@@ -12,7 +12,13 @@ from typing import Any, Dict, Optional, Tuple, Type
 
 
 class SysVMQError(OSError):
-    """A System V message queue operation failed; ``errno`` says why."""
+    """A System V message queue operation failed; ``errno`` says why.
+
+    sysvmq raises these; a program has no need to make one.
+
+    :param errno: the errno the kernel returned (``strerror`` follows from it).
+    :param detail: what was being done, to which queue, and what to do about it.
+    """
 
     errno: int  # always the real errno, never None as OSError allows
 
@@ -79,6 +85,10 @@ class MessageDecodeError(ValueError):
 
     The message is off the queue: its payload is kept here as ``data`` (bytes),
     with its message ``type``; the serializer's own exception is ``__cause__``.
+
+    :param data: the payload taken off the queue.
+    :param type: the message's type.
+    :param detail: the error message.
     """
 
     def __init__(self, data: bytes, type: int, detail: str) -> None:

@@ -37,6 +37,12 @@ class Messages:
     :class:`MessageTooLargeError` for a message bigger than max_size (it stays
     queued). Breaking out of the loop loses nothing. Once ended, it stays ended, as
     an iterator must: a message that arrives later waits for the next iterator.
+
+    :param queue: the handle whose messages it yields.
+    :param type: which messages, as for :meth:`MessageQueue.receive`.
+    :param timeout: end when this many seconds pass with no message; ``None`` waits forever.
+    :param truncate: cut messages longer than max_size to fit.
+    :param exclude: with `type` > 0, the messages of any other type (Linux).
     """
 
     __slots__ = ("_ended", "_exclude", "_queue", "_timeout", "_truncate", "_type")

@@ -34,10 +34,16 @@ class Serializer(Protocol):
     """What ``Queue(serializer=...)`` takes: the pickle, json, marshal and msgpack modules are ones."""
 
     def dumps(self, obj: Any, /) -> Any:
-        """`obj` as bytes (or str, sent as UTF-8)."""
+        """`obj` as bytes (or str, sent as UTF-8).
+
+        :param obj: the object :meth:`Queue.put` was given.
+        """
 
     def loads(self, data: bytes, /) -> Any:
-        """The object that `data` (what dumps returned, as bytes) describes."""
+        """The object that `data` (what dumps returned, as bytes) describes.
+
+        :param data: a message's payload.
+        """
 
 
 _T = TypeVar("_T")
@@ -114,6 +120,21 @@ class Queue(ClosesOnExit):
     process, so nothing is lost when it exits. One Queue may be shared by
     threads, inherited through ``fork`` and pickled (it travels as its queue's
     id, its serializer, type and trust).
+
+    :param key: the queue's key, as for :class:`MessageQueue`.
+    :param create: make the queue if the key has none.
+    :param exclusive: with `create`, insist on a new queue.
+    :param mode: the permission bits of a new queue (default 0o600); as for
+        :class:`MessageQueue`. A mode that lets other users write is refused
+        (``ValueError``, before anything is made) unless the serializer only
+        builds data or `trust_senders` is true.
+    :param serializer: what turns objects into messages and back: any object with
+        ``dumps`` and ``loads`` (:class:`Serializer`); ``None`` for raw bytes.
+    :param type: the message type every ``put`` sends and the only one ``get``
+        takes, 1 to LONG_MAX.
+    :param trust_senders: accept, with a serializer that may run code (pickle,
+        marshal, any but json, msgpack and None), a kernel queue that users other
+        than you may write to.
     """
 
     __slots__ = ("_mq", "_type", "_serializer", "_dumps", "_loads", "_trust", "_send", "_receive_then")
@@ -141,7 +162,13 @@ class Queue(ClosesOnExit):
     def from_id(
         cls, id: int, *, serializer: Optional[Serializer] = pickle, type: int = 1, trust_senders: bool = False
     ) -> "Queue":
-        """A Queue on the existing queue with msqid `id` (what ``ipcs -q`` prints)."""
+        """A Queue on the existing queue with msqid `id` (what ``ipcs -q`` prints).
+
+        :param id: the queue's msqid.
+        :param serializer: what turns objects into messages and back, as for :class:`Queue`.
+        :param type: the message type this Queue puts and gets, 1 to LONG_MAX.
+        :param trust_senders: accept a queue others may write to, as for :class:`Queue`.
+        """
         q = cls.__new__(cls)
         q._configure(serializer, type, trust_senders)
         q._attach(MessageQueue.from_id(id))
@@ -254,6 +281,11 @@ class Queue(ClosesOnExit):
         (a :class:`QueueFullError`). An object that serializes to more than the
         kernel or the queue can ever hold raises :class:`MessageTooLargeError`.
         A serializer's error is raised as it is, and nothing is sent.
+
+        :param obj: the object, which the serializer turns into the message.
+        :param block: ``False`` raises :class:`queue.Full` at once when there is no room.
+        :param timeout: the most seconds to wait for room (>= 0, any real number);
+            ``None`` waits forever. Ignored when `block` is false.
         """
         data = self._encode(obj)
         try:
@@ -290,7 +322,10 @@ class Queue(ClosesOnExit):
             ) from None
 
     def put_nowait(self, obj: Any) -> None:
-        """``put(obj, block=False)``: :class:`queue.Full` at once if there is no room."""
+        """``put(obj, block=False)``: :class:`queue.Full` at once if there is no room.
+
+        :param obj: the object, which the serializer turns into the message.
+        """
         self.put(obj, False)
 
     # ---- getting ----
@@ -305,6 +340,10 @@ class Queue(ClosesOnExit):
         holds its bytes (``.data``). A ``KeyboardInterrupt`` or ``SystemExit``
         after the take (a signal handler's, while ``loads`` runs) puts the
         message back at the end of the queue.
+
+        :param block: ``False`` raises :class:`queue.Empty` at once when nothing waits.
+        :param timeout: the most seconds to wait (>= 0, any real number); ``None``
+            waits forever. Ignored when `block` is false.
         """
         if block and timeout is None:
             options = WAIT_FOREVER

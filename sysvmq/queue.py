@@ -110,6 +110,21 @@ class MessageQueue(ClosesOnExit, Handle):
     kernel's msgmax). One handle may be shared by any number of threads. As a
     context manager (``with MessageQueue(...) as mq:``) it closes the handle at the
     end, never the queue.
+
+    :param key: the queue's key, any ``key_t`` (-2**31 to 2**32-1: 0xDEADC0DE is the
+        queue C opens as ``(key_t)0xDEADC0DE``); :data:`IPC_PRIVATE` makes a new
+        private queue; :func:`ftok` derives one from a file.
+    :param max_size: the largest message, in bytes, this handle receives; ``None``
+        for the kernel's msgmax. It does not limit what the handle sends.
+    :param flags: raw ``msgget`` flags and permission bits, as in C
+        (``IPC_CREAT | IPC_EXCL | 0o640``).
+    :param create: make the queue if the key has none (``IPC_CREAT``).
+    :param exclusive: with `create`, insist on a new queue (``IPC_EXCL``):
+        :class:`QueueExistsError` if the key has one.
+    :param mode: the permission bits of a new queue (default 0o600). With `create`,
+        an existing queue more open than `mode`, or another user's when `mode`
+        shares with no one, is refused (:class:`PermissionDeniedError`); leave it
+        out to accept an existing queue as it is.
     """
 
     __slots__ = ()
@@ -132,7 +147,12 @@ class MessageQueue(ClosesOnExit, Handle):
 
     @classmethod
     def from_id(cls, id: int, max_size: Optional[int] = None) -> "MessageQueue":
-        """Attach to an existing queue by its msqid (the id ``ipcs -q`` prints)."""
+        """Attach to an existing queue by its msqid (the id ``ipcs -q`` prints).
+
+        :param id: the queue's msqid.
+        :param max_size: the largest message, in bytes, this handle receives; ``None``
+            for the kernel's msgmax.
+        """
         msqid = check_int("id", id, ID_MIN, INT_MAX)
         size = check_max_size(max_size)
         wakeup.configure_from_environment()
@@ -180,6 +200,15 @@ class MessageQueue(ClosesOnExit, Handle):
         Blocks while the queue is full, unless ``block=False`` (then
         :class:`QueueFullError`) or until `timeout` seconds pass
         (:class:`QueueTimeoutError`).
+
+        :param message: the payload: any bytes-like object (its whole buffer is
+            sent, NUL bytes and all), or a str, sent as UTF-8.
+        :param type: the message type, 1 to LONG_MAX.
+        :param flags: raw ``msgsnd`` flags (:data:`IPC_NOWAIT`), as in C.
+        :param block: ``False`` raises :class:`QueueFullError` at once instead of
+            waiting for room (``IPC_NOWAIT``).
+        :param timeout: the most seconds to wait for room, any real number: 0 tries
+            once, ``None`` waits forever; then :class:`QueueTimeoutError`.
         """
         if exact_type(message) is not bytes:
             with exported(message) as data:  # released before a traceback can keep this frame
@@ -208,6 +237,13 @@ class MessageQueue(ClosesOnExit, Handle):
         Returns how many were sent (all of them). The first failure stops the batch
         and is raised with ``.sent``: how many went before it. `timeout` bounds the
         whole batch.
+
+        :param messages: the payloads, each as :meth:`send` takes it.
+        :param type: the message type of every one, 1 to LONG_MAX.
+        :param block: ``False`` raises :class:`QueueFullError` at the first message
+            that finds no room, instead of waiting.
+        :param timeout: the most seconds the whole batch waits for room, any real
+            number; ``None`` waits forever.
         """
         mtype = type if exact_type(type) is int and 0 < type <= LONG_MAX else check_send_type(type)
         options = WAIT_FOREVER if block and timeout is None else Options(*send_options(0, block, timeout), timeout)
@@ -244,6 +280,19 @@ class MessageQueue(ClosesOnExit, Handle):
         (``exclude=True``: of any other type); < 0 the first of the lowest type
         <= abs(type). ``truncate=True`` cuts a message longer than max_size
         instead of raising :class:`MessageTooLargeError`.
+
+        :param type: which message: 0 the first; > 0 the first of exactly that type;
+            < 0 the first of the lowest type <= abs(type).
+        :param flags: raw ``msgrcv`` flags (:data:`IPC_NOWAIT`, :data:`MSG_NOERROR`,
+            ``MSG_EXCEPT``), as in C.
+        :param block: ``False`` raises :class:`QueueEmptyError` at once instead of
+            waiting for a message (``IPC_NOWAIT``).
+        :param timeout: the most seconds to wait, any real number: 0 tries once,
+            ``None`` waits forever; then :class:`QueueTimeoutError`.
+        :param truncate: cut a message longer than max_size to fit (``MSG_NOERROR``)
+            instead of raising :class:`MessageTooLargeError`.
+        :param exclude: with `type` > 0, take the first message of any other type
+            (``MSG_EXCEPT``, Linux).
         """
         if (
             flags
@@ -306,7 +355,21 @@ class MessageQueue(ClosesOnExit, Handle):
         truncate: bool = False,
         exclude: bool = False,
     ) -> Message:
-        """Like :meth:`receive`, but a :class:`Message` with the type as well."""
+        """Like :meth:`receive`, but a :class:`Message` with the type as well.
+
+        :param type: which message: 0 the first; > 0 the first of exactly that type;
+            < 0 the first of the lowest type <= abs(type).
+        :param flags: raw ``msgrcv`` flags (:data:`IPC_NOWAIT`, :data:`MSG_NOERROR`,
+            ``MSG_EXCEPT``), as in C.
+        :param block: ``False`` raises :class:`QueueEmptyError` at once instead of
+            waiting for a message (``IPC_NOWAIT``).
+        :param timeout: the most seconds to wait, any real number: 0 tries once,
+            ``None`` waits forever; then :class:`QueueTimeoutError`.
+        :param truncate: cut a message longer than max_size to fit (``MSG_NOERROR``)
+            instead of raising :class:`MessageTooLargeError`.
+        :param exclude: with `type` > 0, take the first message of any other type
+            (``MSG_EXCEPT``, Linux).
+        """
         if (
             flags
             or not block
@@ -367,6 +430,21 @@ class MessageQueue(ClosesOnExit, Handle):
         `buffer` is any writable, contiguous buffer (bytearray, memoryview, array,
         numpy array); a message longer than it (or than max_size) raises
         :class:`MessageTooLargeError` and stays queued, unless ``truncate=True``.
+
+        :param buffer: where the payload goes: any writable, contiguous buffer; a
+            read-only one is refused before the system call.
+        :param type: which message: 0 the first; > 0 the first of exactly that type;
+            < 0 the first of the lowest type <= abs(type).
+        :param flags: raw ``msgrcv`` flags (:data:`IPC_NOWAIT`, :data:`MSG_NOERROR`,
+            ``MSG_EXCEPT``), as in C.
+        :param block: ``False`` raises :class:`QueueEmptyError` at once instead of
+            waiting for a message (``IPC_NOWAIT``).
+        :param timeout: the most seconds to wait, any real number: 0 tries once,
+            ``None`` waits forever; then :class:`QueueTimeoutError`.
+        :param truncate: cut a message longer than max_size to fit (``MSG_NOERROR``)
+            instead of raising :class:`MessageTooLargeError`.
+        :param exclude: with `type` > 0, take the first message of any other type
+            (``MSG_EXCEPT``, Linux).
         """
         with writable(buffer) as dest:  # released before a traceback can keep this frame
             mtype = check_receive_type(type)
@@ -389,6 +467,15 @@ class MessageQueue(ClosesOnExit, Handle):
         Waits (per `block`/`timeout`) only for the first message, then takes only
         what is already waiting. Never loses a message: one that stops the batch
         (too large, queue removed ...) stays queued and the next call reports it.
+
+        :param max_count: the most messages to take, an int >= 1.
+        :param type: which messages, as for :meth:`receive`.
+        :param block: ``False`` raises :class:`QueueEmptyError` at once when nothing
+            waits, instead of waiting for the first message.
+        :param timeout: the most seconds to wait for the first message, any real
+            number: 0 tries once, ``None`` waits forever; then :class:`QueueTimeoutError`.
+        :param truncate: cut messages longer than max_size to fit, as :meth:`receive` does.
+        :param exclude: with `type` > 0, take messages of any other type (Linux).
         """
         if exact_type(max_count) is not int or not 0 < max_count < SSIZE_LIMIT:
             max_count = check_int("max_count", max_count, 1, SSIZE_LIMIT - 1, -SSIZE_LIMIT, SSIZE_LIMIT - 1)
@@ -402,6 +489,8 @@ class MessageQueue(ClosesOnExit, Handle):
         """A copy of the message at position `index` (0 = first), left in the queue.
 
         Linux MSG_COPY: needs a kernel built with CONFIG_CHECKPOINT_RESTORE.
+
+        :param index: the message's position in the queue, 0 for the first.
         """
         return self._peek(check_int("index", index, 0, LONG_MAX, LONG_MIN, LONG_MAX))
 
@@ -415,6 +504,12 @@ class MessageQueue(ClosesOnExit, Handle):
         Each step is :meth:`receive_message` (or :meth:`receive_message_async`) with
         these arguments; the loop ends when the handle is closed or when `timeout`
         seconds pass with no message. ``for message in mq`` is ``mq.messages()``.
+
+        :param type: which messages, as for :meth:`receive`.
+        :param timeout: end the loop when this many seconds pass with no message
+            (0 drains what is waiting); ``None`` waits forever.
+        :param truncate: cut messages longer than max_size to fit, as :meth:`receive` does.
+        :param exclude: with `type` > 0, the messages of any other type (Linux).
         """
         mtype = check_receive_type(type)
         receive_options(mtype, 0, True, timeout, truncate, exclude)  # bad arguments fail here, not at a step
@@ -439,6 +534,11 @@ class MessageQueue(ClosesOnExit, Handle):
         waits, it sends nothing; one that got room just before the cancellation
         reached it has sent its message and raises CancelledError all the same. A
         ``timeout`` that expires (:class:`QueueTimeoutError`) always means not sent.
+
+        :param message: the payload, as :meth:`send` takes it.
+        :param type: the message type, 1 to LONG_MAX.
+        :param timeout: the most seconds to wait for room, any real number: 0 tries
+            once, ``None`` waits forever; then :class:`QueueTimeoutError`.
         """
         # A copy, not a view of the caller's buffer: a worker thread that no signal can wake
         # may outlive this call, and a view would stay exported (sysvmq._binding.c).
@@ -460,7 +560,14 @@ class MessageQueue(ClosesOnExit, Handle):
     async def receive_async(
         self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False
     ) -> bytes:
-        """:meth:`receive` for asyncio or trio. Cancelling it never loses a message (see sysvmq.aio)."""
+        """:meth:`receive` for asyncio or trio. Cancelling it never loses a message (see sysvmq.aio).
+
+        :param type: which message, as for :meth:`receive`.
+        :param timeout: the most seconds to wait, any real number: 0 tries once,
+            ``None`` waits forever; then :class:`QueueTimeoutError`.
+        :param truncate: cut a message longer than max_size to fit, as :meth:`receive` does.
+        :param exclude: with `type` > 0, take the first message of any other type (Linux).
+        """
         return (await self.receive_message_async(type, timeout=timeout, truncate=truncate, exclude=exclude)).data
 
     async def receive_message_async(
@@ -473,6 +580,12 @@ class MessageQueue(ClosesOnExit, Handle):
         that returns it. The receives of one event loop that select the same
         messages wait in line behind one such thread and are served in order
         (sysvmq.aioline); each keeps its own `timeout`.
+
+        :param type: which message, as for :meth:`receive`.
+        :param timeout: the most seconds to wait, any real number: 0 tries once,
+            ``None`` waits forever; then :class:`QueueTimeoutError`.
+        :param truncate: cut a message longer than max_size to fit, as :meth:`receive` does.
+        :param exclude: with `type` > 0, take the first message of any other type (Linux).
         """
         mtype = check_receive_type(type)
         flags, _ = receive_options(mtype, 0, True, timeout, truncate, exclude)  # checks timeout too
@@ -505,7 +618,16 @@ class MessageQueue(ClosesOnExit, Handle):
         gid: Optional[int] = None,
         max_bytes: Optional[int] = None,
     ) -> None:
-        """Change the queue's permission bits, owner or capacity (IPC_SET)."""
+        """Change the queue's permission bits, owner or capacity (IPC_SET).
+
+        Only the queue's owner, its creator or a privileged process may.
+
+        :param mode: the new permission bits (0 to 0o777); ``None`` keeps them.
+        :param uid: the new owner's user id; ``None`` keeps it.
+        :param gid: the new owner's group id; ``None`` keeps it.
+        :param max_bytes: the new capacity in payload bytes (msg_qbytes); above
+            kernel.msgmnb it needs CAP_SYS_RESOURCE. ``None`` keeps it.
+        """
         r = self._set(
             -1 if mode is None else check_int("mode", mode, 0, 0o777),
             -1 if uid is None else check_int("uid", uid, 0, UINT32_MAX - 1, INT_MIN, UINT32_MAX),

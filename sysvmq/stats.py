@@ -99,6 +99,9 @@ def ftok(path: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"], proj
     The key is unsigned, like ``MessageQueue.key``. Keys collide cheaply: only the
     low 16 bits of the inode and 8 of the device count, and a new file that reuses
     an inode gets the old file's key.
+
+    :param path: an existing file (str, bytes or path-like) every process agrees on.
+    :param proj_id: a project id, 1 to 255: one file gives a key per project id.
     """
     proj_id = check_int("proj_id", proj_id, INT_MIN, INT_MAX)
     if not 1 <= proj_id <= 255:

@@ -79,6 +79,9 @@ def set_wakeup_signal(signum: Union[int, str]) -> int:
 
     The signal must have its default disposition (or already be sysvmq's). Returns
     the number. Calls already blocked keep the signal they wait with.
+
+    :param signum: the signal: its number, or its name as ``SYSVMQ_WAKEUP_SIGNAL``
+        takes it (``"SIGURG"``, ``"SIGRTMAX-1"``, ``"SIGRTMIN+2"``).
     """
     return _set(signum, "set by set_wakeup_signal()")
 

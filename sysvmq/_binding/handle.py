@@ -110,7 +110,11 @@ _PEEK_ERRORS = {  # what peek() says of the errors only it meets; others as any 
 
 
 class Message(NamedTuple):
-    """A received message: its type and its payload."""
+    """A received message: its type and its payload.
+
+    :param type: the message type, 1 to LONG_MAX.
+    :param data: the payload, as it was sent.
+    """
 
     type: int
     data: bytes

@@ -645,9 +645,13 @@ class Stream:
 
 
 def resident_kib(pid, field="VmRSS"):
-    """The process's memory of that kind, in KiB; None once it has exited (a zombie has none)."""
-    with open(f"/proc/{pid}/status") as status:
-        return next((int(line.split()[1]) for line in status if line.startswith(field + ":")), None)
+    """The process's memory of that kind, in KiB; None once it has exited (a zombie has none,
+    and a process that poll() reaped has no /proc entry)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith(field + ":")), None)
+    except FileNotFoundError:
+        return None
 
 
 def interpreter_kib():

@@ -1,9 +1,9 @@
 """Build sysvmq._sysvmq_cffi: cffi out-of-line API mode over <sys/msg.h>.
 
 The C side lives in csrc/: api.h is the cdef (what Python may call), types.h the
-structs both sides share, and shim.c includes the parts (compat.h, wakeup.c, wait.c,
-ops.c, control.c) into one translation unit. Struct layouts and constants come from
-the platform headers at compile time.
+structs both sides share, and shim.c includes the parts (compat.h, wakeup.c, waiters.c,
+finish.c, wait.c, ops.c, control.c) into one translation unit. Struct layouts and
+constants come from the platform headers at compile time.
 """
 
 import pathlib

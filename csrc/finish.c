@@ -15,6 +15,43 @@
 
 #define SYSVMQ_FINISH_POLL_NS 200000LL
 
+/* Once the process exits, a receive in any thread but the one that finishes it (where
+ * atexit handlers still run) takes nothing more. */
+static int sysvmq_finishing;
+static pthread_t sysvmq_finisher;
+
+static int sysvmq_exiting_elsewhere(void)
+{
+    return __atomic_load_n(&sysvmq_finishing, __ATOMIC_SEQ_CST) && !pthread_equal(pthread_self(), sysvmq_finisher);
+}
+
+/* How many threads are inside a receive call: from its entry until what it took is
+ * recorded in its buffer (`held`), which the exiting process waits for. */
+static long sysvmq_receivers_inside;
+
+static void sysvmq_receive_begins(void)
+{
+    __atomic_add_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
+}
+
+static long sysvmq_receive_ends(long r)
+{
+    __atomic_sub_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
+    return r;
+}
+
+/* What a buffer holds (`held`): written by the receiving thread, read by the exiting one. */
+static long sysvmq_record_held(long *held, long r)
+{
+    __atomic_store_n(held, r, __ATOMIC_RELAXED);
+    return r;
+}
+
+static void sysvmq_record_held_count(size_t *held, size_t n)
+{
+    __atomic_store_n(held, n, __ATOMIC_RELAXED);
+}
+
 /* Whether any of the buffers still holds a message no Python code has yet. */
 static int sysvmq_held(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches)
 {
@@ -37,7 +74,7 @@ static int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **
     __atomic_store_n(&sysvmq_finishing, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&sysvmq_lock);
     /* Kicked again each round: a signal that came just before a waiter entered the
-     * kernel is lost (wakeup.c). */
+     * kernel is lost (waiters.c). */
     while (__atomic_load_n(&sysvmq_receivers_inside, __ATOMIC_SEQ_CST) > 0 ||
            sysvmq_held(buffers, nbuffers, batches, nbatches)) {
         if (sysvmq_monotonic_ns() >= deadline)

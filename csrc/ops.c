@@ -251,7 +251,7 @@ static long sysvmq_send_next(sysvmq_handle *h, const struct sysvmq_op *op, int f
     *checked = op->size;
     if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
         return -ETIMEDOUT;
-    r = sysvmq_enter(w, h, token, deadline_ns);
+    r = sysvmq_enter(w, h, token, deadline_ns, 0);
     if (r < 0)
         return r;
     *waiting = 1;
@@ -268,7 +268,6 @@ static int sysvmq_send_many(sysvmq_handle *h, long mtype, const char *data, cons
     int waiting = 0;
     size_t i, offset = 0, largest = 0, checked = 0;
     long r = 0;
-    w.receiving = 0;
     if (mtype < 1)
         return -EDOM;
     if (sysvmq_is_closed(h))

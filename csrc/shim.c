@@ -8,7 +8,8 @@
  * waits by polling instead.
  *
  * The parts are included into one translation unit, so that every function stays
- * static and the compiler may inline across them.
+ * static and the compiler may inline across them; each uses only the parts before it
+ * (wait.c declares ahead the one function of ops.c it needs, and wakeup.c sysvmq_init).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -16,7 +17,8 @@
 #include "compat.h"
 #include "types.h"
 #include "wakeup.c"
+#include "waiters.c"
+#include "finish.c"
 #include "wait.c"
 #include "ops.c"
 #include "control.c"
-#include "finish.c"

@@ -37,16 +37,6 @@ static long sysvmq_attempt(const struct sysvmq_op *op, int flags)
     return r;
 }
 
-/* Why a waiting call ends early: -EBADF (closed), -ECANCELED (its token), or 0. */
-static long sysvmq_stopped(sysvmq_handle *h, const sysvmq_token *token)
-{
-    if (sysvmq_is_closed(h))
-        return -EBADF;
-    if (token != NULL && __atomic_load_n(&token->cancelled, __ATOMIC_ACQUIRE))
-        return -ECANCELED;
-    return 0;
-}
-
 /* No signal can interrupt this call (none is free, or no helper thread could start):
  * try again with IPC_NOWAIT at growing intervals, up to SYSVMQ_POLL_MAX_NS. */
 static long sysvmq_poll(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
@@ -76,55 +66,6 @@ static long sysvmq_poll(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     }
 }
 
-/* Register `w` as a waiter of this thread in a call on `h`: its signal, 0 if no signal
- * can reach the thread (it must poll), or -errno if the call is stopped already. */
-static int sysvmq_enter(struct sysvmq_waiter *w, sysvmq_handle *h, sysvmq_token *token,
-                        long long deadline_ns)
-{
-    long r;
-    int signo = 0;
-    pthread_once(&sysvmq_once, sysvmq_init);
-    /* The mask is read every time: the application may change it between calls. */
-    sigemptyset(&w->mask);
-    pthread_sigmask(SIG_BLOCK, NULL, &w->mask);
-    w->thread = pthread_self();
-    w->handle = h;
-    w->token = token;
-    w->kick_ns = -1;
-    pthread_mutex_lock(&sysvmq_lock);
-    r = sysvmq_stopped(h, token);
-    if (r == 0) {
-        signo = sysvmq_signal_for(&w->mask);
-        if (signo == 0)
-            sysvmq_note(SYSVMQ_EV_POLLING, 0, SYSVMQ_WHY_NO_SIGNAL, 0);
-        if (signo != 0 && deadline_ns >= 0) {
-            int started = sysvmq_start_helper();
-            if (started == 0) {
-                w->kick_ns = deadline_ns;
-                pthread_cond_signal(&sysvmq_helper_cond);
-            } else {
-                signo = 0;
-                sysvmq_note(SYSVMQ_EV_POLLING, 0, SYSVMQ_WHY_NO_HELPER, -started);
-            }
-        }
-        w->signo = signo;
-        w->prev = sysvmq_waiters.prev;
-        w->next = &sysvmq_waiters;
-        sysvmq_waiters.prev->next = w;
-        sysvmq_waiters.prev = w;
-    }
-    pthread_mutex_unlock(&sysvmq_lock);
-    return r < 0 ? (int)r : signo;
-}
-
-static void sysvmq_leave(struct sysvmq_waiter *w)
-{
-    pthread_mutex_lock(&sysvmq_lock);
-    w->prev->next = w->next;
-    w->next->prev = w->prev;
-    pthread_mutex_unlock(&sysvmq_lock);
-}
-
 /* The process is exiting and this thread may be stopped before Python gets a message
  * (finish.c): wait as the call would, taking nothing, until it is closed or cancelled or
  * its deadline passes; with neither, until the process ends.  Holding nothing meanwhile,
@@ -132,7 +73,7 @@ static void sysvmq_leave(struct sysvmq_waiter *w)
 static long sysvmq_sit_out(sysvmq_handle *h, const sysvmq_token *token, long long deadline_ns)
 {
     long r;
-    __atomic_sub_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
+    sysvmq_receive_ends(0);
     for (;;) {
         long long pause = SYSVMQ_POLL_MAX_NS;
         r = sysvmq_stopped(h, token);
@@ -149,7 +90,7 @@ static long sysvmq_sit_out(sysvmq_handle *h, const sysvmq_token *token, long lon
         }
         sysvmq_sleep_ns(pause);
     }
-    __atomic_add_fetch(&sysvmq_receivers_inside, 1, __ATOMIC_SEQ_CST);
+    sysvmq_receive_begins();
     return r;
 }
 
@@ -183,8 +124,7 @@ static long sysvmq_wait(sysvmq_handle *h, const struct sysvmq_op *op, int flags,
     long r;
     if (deadline_ns >= 0 && sysvmq_monotonic_ns() >= deadline_ns)
         return -ETIMEDOUT;
-    w.receiving = !op->send;
-    r = sysvmq_enter(&w, h, token, deadline_ns);
+    r = sysvmq_enter(&w, h, token, deadline_ns, !op->send);
     if (r < 0)
         return r;
     r = sysvmq_attempt_as(&w, op, flags, deadline_ns);

@@ -27,6 +27,15 @@
 #define SYSVMQ_STATIC_ASSERT(cond, why) ((void)sizeof(char[(cond) ? 1 : -1]))
 #endif
 
+/* For the path of a call that has to wait: kept out of line, so that the fast path of each
+ * operation (a first attempt that needs no wait) stays small enough to be inlined into its
+ * cffi wrapper; the wait itself costs a system call or more. */
+#if defined(__GNUC__)
+#define SYSVMQ_OUT_OF_LINE __attribute__((noinline))
+#else
+#define SYSVMQ_OUT_OF_LINE
+#endif
+
 /* FreeBSD defines IPC_INFO too, but its struct msginfo is the kernel's own. */
 #if defined(__linux__) && defined(IPC_INFO)
 #define SYSVMQ_HAS_IPC_INFO 1
@@ -94,10 +103,11 @@ static struct timespec sysvmq_timespec(long long ns)
     return ts;
 }
 
-static void sysvmq_sleep_ns(long long ns)
+/* 0, or -EINTR if a signal handler ran before the time was up. */
+static int sysvmq_sleep_ns(long long ns)
 {
     struct timespec ts = sysvmq_timespec(ns);
-    nanosleep(&ts, NULL);
+    return nanosleep(&ts, NULL) < 0 ? -errno : 0;
 }
 
 static long long sysvmq_perm_key(const struct msqid_ds *ds)

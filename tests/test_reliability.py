@@ -153,6 +153,17 @@ BLOCKING_CALLS = {
 }
 
 
+def signal_in_the_kernel(ident, native_id, signum, within=10):
+    """Send `signum` to the thread once it sleeps in msgsnd or msgrcv (at most `within` s on)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with open(f"/proc/self/task/{native_id}/wchan") as f:
+            if f.read().startswith("do_msg"):
+                break
+        time.sleep(0.001)
+    signal.pthread_kill(ident, signum)
+
+
 def _prepare(mq, name):
     if name.startswith("send"):
         mq.set(max_bytes=4)
@@ -175,13 +186,17 @@ def test_a_raising_handler_ends_every_blocking_call(mq, name, signum):
         raise Stop(s)
 
     previous = signal.signal(signum, handler)
-    timer = threading.Timer(0.1, signal.pthread_kill, (threading.get_ident(), signum))
+    # The signal comes once the call sleeps in the kernel: one that came before would wait
+    # for the call to leave it, as any signal meant for Python code does.
+    killer = threading.Thread(
+        target=signal_in_the_kernel, args=(threading.get_ident(), threading.get_native_id(), signum)
+    )
     try:
-        timer.start()
+        killer.start()
         with pytest.raises(Stop):
             BLOCKING_CALLS[name](mq)
     finally:
-        timer.cancel()
+        killer.join(15)
         signal.signal(signum, previous)
     # The interrupted call is over: it neither sends nor takes anything afterwards.
     _unblock(mq, name)

@@ -186,6 +186,29 @@ def fault_under_blocked_threads(
     return outcomes, time.monotonic() - start
 
 
+def signal_once_blocked(signum: int, after: float = 0.0, within: float = 10.0) -> threading.Thread:
+    """A started thread that sends `signum` to the calling thread once that thread sleeps in
+    msgsnd or msgrcv, and no sooner than `after` seconds from now (at the latest `within`
+    seconds from now). A signal that came before the call entered the kernel would wait for
+    it to leave, as any signal for Python code does: a fixed delay can be outlasted on a
+    loaded machine."""
+    ident, native_id = threading.get_ident(), threading.get_native_id()
+    start = time.monotonic()
+
+    def kill() -> None:
+        while time.monotonic() < start + within:
+            with open(f"/proc/self/task/{native_id}/wchan") as f:
+                blocked = f.read().startswith("do_msg")
+            if blocked and time.monotonic() >= start + after:
+                break
+            time.sleep(0.001)
+        signal.pthread_kill(ident, signum)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
 @contextmanager
 def signals_then(signum: int, times: int, then: Callable[[], None], interval: float = 0.03) -> Iterator[List[int]]:
     """While the block runs: a counting handler for `signum`; another thread sends it to

@@ -17,6 +17,7 @@ import time
 
 import pytest
 import trio
+from conftest import signal_once_blocked
 
 import sysvmq
 
@@ -193,15 +194,12 @@ def test_ctrl_c_in_a_waiting_send_many_says_how_many_went(mq):
     # Without .sent on the KeyboardInterrupt a caller cannot retry the rest without doubling.
     mq.set(max_bytes=40)
     messages = [b"%09d" % i for i in range(10)]  # room for four
-    main = threading.main_thread().ident
-    assert main is not None
-    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
-    timer.start()
+    killer = signal_once_blocked(signal.SIGINT)
     try:
         with pytest.raises(KeyboardInterrupt) as info:
             mq.send_many(messages, timeout=10)
     finally:
-        timer.cancel()
+        killer.join(15)
     assert info.value.sent == 4  # type: ignore[attr-defined]
     assert mq.receive_many(10) == messages[:4]
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import HERE, child_env, fault_under_blocked_threads, signals_then
+from conftest import HERE, child_env, fault_under_blocked_threads, signal_once_blocked, signals_then
 
 import sysvmq
 
@@ -153,17 +153,6 @@ BLOCKING_CALLS = {
 }
 
 
-def signal_in_the_kernel(ident, native_id, signum, within=10):
-    """Send `signum` to the thread once it sleeps in msgsnd or msgrcv (at most `within` s on)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        with open(f"/proc/self/task/{native_id}/wchan") as f:
-            if f.read().startswith("do_msg"):
-                break
-        time.sleep(0.001)
-    signal.pthread_kill(ident, signum)
-
-
 def _prepare(mq, name):
     if name.startswith("send"):
         mq.set(max_bytes=4)
@@ -186,13 +175,8 @@ def test_a_raising_handler_ends_every_blocking_call(mq, name, signum):
         raise Stop(s)
 
     previous = signal.signal(signum, handler)
-    # The signal comes once the call sleeps in the kernel: one that came before would wait
-    # for the call to leave it, as any signal meant for Python code does.
-    killer = threading.Thread(
-        target=signal_in_the_kernel, args=(threading.get_ident(), threading.get_native_id(), signum)
-    )
+    killer = signal_once_blocked(signum)
     try:
-        killer.start()
         with pytest.raises(Stop):
             BLOCKING_CALLS[name](mq)
     finally:

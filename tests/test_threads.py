@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from conftest import signals_then
+from conftest import signal_once_blocked, signals_then
 
 import sysvmq
 
@@ -84,10 +84,8 @@ def test_one_handle_shared_by_many_threads(mq):
 
 
 def test_sigint_interrupts_a_blocking_receive(mq):
-    main = threading.get_ident()
-    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
-    timer.start()
     start = time.monotonic()
+    signal_once_blocked(signal.SIGINT, after=0.2)
     with pytest.raises(KeyboardInterrupt):
         mq.receive()
     assert 0.15 < time.monotonic() - start < 3

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import child_env, fault_under_blocked_threads
+from conftest import child_env, fault_under_blocked_threads, signal_once_blocked
 
 import sysvmq
 
@@ -72,7 +72,7 @@ def test_a_signal_during_a_timed_wait_keeps_the_deadline(mq):
     calls = []
     previous = signal.signal(signal.SIGUSR1, lambda s, f: calls.append(time.monotonic()))
     try:
-        threading.Timer(0.3, signal.pthread_kill, (threading.get_ident(), signal.SIGUSR1)).start()
+        signal_once_blocked(signal.SIGUSR1, after=0.3)
         error, elapsed = timed(mq.receive, timeout=1.0)
     finally:
         signal.signal(signal.SIGUSR1, previous)
@@ -82,7 +82,7 @@ def test_a_signal_during_a_timed_wait_keeps_the_deadline(mq):
 
 
 def test_ctrl_c_during_a_timed_wait(mq):
-    threading.Timer(0.1, signal.pthread_kill, (threading.get_ident(), signal.SIGINT)).start()
+    signal_once_blocked(signal.SIGINT, after=0.1)
     with pytest.raises(KeyboardInterrupt):
         mq.receive(timeout=5)
 

@@ -34,7 +34,8 @@ import errno
 import os
 import re
 import signal
-from typing import Union
+import threading
+from typing import Optional, Tuple, Union
 
 from sysvmq import _log
 from sysvmq._binding import system
@@ -46,6 +47,20 @@ __all__ = ["wakeup_signal", "set_wakeup_signal", "signal_from_name"]
 ENV_SIGNAL = "SYSVMQ_WAKEUP_SIGNAL"
 
 _configured = False
+#: Held while a signal is claimed and _configured set with it: the first open decides that no
+#: choice was made, then claims the environment's signal, and a set_wakeup_signal() in another
+#: thread between the two would be overridden by the environment it outranks. Reentrant: a
+#: signal handler that opens a queue may run in the thread that holds it.
+_choosing = threading.RLock()
+
+
+def _forget_lock() -> None:
+    global _choosing
+    _choosing = threading.RLock()  # a thread that held it does not exist in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_lock)
 
 
 def _claim(signum: int) -> int:
@@ -83,11 +98,16 @@ def set_wakeup_signal(signum: Union[int, str]) -> int:
     :param signum: the signal: its number, or its name as ``SYSVMQ_WAKEUP_SIGNAL``
         takes it (``"SIGURG"``, ``"SIGRTMAX-1"``, ``"SIGRTMIN+2"``).
     """
-    return _set(signum, "set by set_wakeup_signal()")
-
-
-def _set(signum: Union[int, str], how: str) -> int:
     global _configured
+    number = _signal_number(signum)
+    with _choosing:
+        chosen = _claim(number)
+        _configured = True  # an explicit choice outranks the environment
+    _chosen(chosen, "set by set_wakeup_signal()")
+    return chosen
+
+
+def _signal_number(signum: Union[int, str]) -> int:
     if isinstance(signum, str):
         number = signal_from_name(signum)
     else:
@@ -97,11 +117,12 @@ def _set(signum: Union[int, str], how: str) -> int:
             raise TypeError(f"signum must be an int or a signal name, not {type_name(signum)}") from None
     if number <= 0:
         raise ValueError(f"signal {number} is no signal")
-    chosen = _claim(number)
-    _configured = True  # an explicit choice outranks the environment
+    return number
+
+
+def _chosen(signum: int, how: str) -> None:
     system.report()
-    _log.debug("wake-up signal: %s, %s", _log.signal_name(chosen), how)
-    return chosen
+    _log.debug("wake-up signal: %s, %s", _log.signal_name(signum), how)
 
 
 def signal_from_name(name: str) -> int:
@@ -125,20 +146,29 @@ def configure_from_environment() -> None:
     ``SYSVMQ_WAKEUP_SIGNAL`` is a one-line error where sysvmq is used (ValueError,
     SysVMQError). Each later call logs what the C side noted since (a handle is opened)."""
     global _configured
-    if _configured:
-        system.report()
-        return
-    chosen = os.environ.get(ENV_SIGNAL)
-    if not chosen:
+    if not _configured:
+        with _choosing:
+            # Asked again under the lock: a set_wakeup_signal() may have returned meanwhile.
+            claimed = None if _configured else _from_environment()
+            _configured = True
+        if claimed is not None:
+            _chosen(*claimed)
+            return
+    system.report()
+
+
+def _from_environment() -> Optional[Tuple[int, str]]:
+    """Claim the signal SYSVMQ_WAKEUP_SIGNAL names: the signal and how it was chosen. Without
+    the variable the C side chooses, and notes its choice for the log: None."""
+    text = os.environ.get(ENV_SIGNAL)
+    if not text:
         # Claimed here rather than at the first wait, so that the choice is logged where it
         # is made; never one this thread blocks (the application may sigwait it).
         system.choose_wakeup_signal()
-        system.report()
-    else:
-        try:
-            _set(chosen, f"from {ENV_SIGNAL}={chosen!r}")
-        except SysVMQError as e:
-            raise SysVMQError(e.errno or errno.EBUSY, f"{ENV_SIGNAL}={chosen!r}: {e.detail}") from None
-        except ValueError as e:
-            raise ValueError(f"{ENV_SIGNAL}={chosen!r}: {e}") from None
-    _configured = True
+        return None
+    try:
+        return _claim(_signal_number(text)), f"from {ENV_SIGNAL}={text!r}"
+    except SysVMQError as e:
+        raise SysVMQError(e.errno or errno.EBUSY, f"{ENV_SIGNAL}={text!r}: {e.detail}") from None
+    except ValueError as e:
+        raise ValueError(f"{ENV_SIGNAL}={text!r}: {e}") from None

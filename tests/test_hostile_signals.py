@@ -463,6 +463,76 @@ def test_a_bad_wakeup_signal_in_the_environment_leaves_commands_that_open_no_han
     assert done.returncode == 0 and "Traceback" not in done.stderr, describe(done)
 
 
+# ---- set_wakeup_signal() against the first open, which reads SYSVMQ_WAKEUP_SIGNAL ----
+
+CUT_INTO_THE_FIRST_OPEN = """
+    import linecache
+    import sysvmq
+
+    rival = []
+
+    def waits_on_a_lock_of_sysvmq_wakeup(call):
+        frame = sys._current_frames().get(call.thread.ident)
+        if frame is None or not frame.f_code.co_filename.endswith(os.path.join("sysvmq", "wakeup.py")):
+            return False
+        return linecache.getline(frame.f_code.co_filename, frame.f_lineno).lstrip().startswith("with ")
+
+    class Environment(dict):
+        # The first open has found no signal chosen yet when it reads the variable: here another
+        # thread calls set_wakeup_signal(), and the open goes on once that call has returned or
+        # is waiting for the open to finish.
+        def get(self, name, default=None):
+            if name == "SYSVMQ_WAKEUP_SIGNAL" and not rival:
+                rival.append(Call(sysvmq.set_wakeup_signal, sys.argv[2]))
+                deadline = time.monotonic() + 10
+                while rival[0].outcome is None and not waits_on_a_lock_of_sysvmq_wakeup(rival[0]):
+                    assert time.monotonic() < deadline, "set_wakeup_signal() neither returned nor waited"
+                    rival[0].thread.join(0.001)
+            return super().get(name, default)
+
+    os.environ = Environment(os.environ)
+    attach()
+    chosen, _ = rival[0].result(10)
+    report(chosen=chosen, now=sysvmq.wakeup_signal())
+"""
+
+
+def test_set_wakeup_signal_outranks_the_environment_when_it_cuts_into_the_first_open(mq):
+    facts = child_report(CUT_INTO_THE_FIRST_OPEN, [mq.id, "SIGRTMIN+5"], env={"SYSVMQ_WAKEUP_SIGNAL": REALTIME})
+    explicit = int(signal.SIGRTMIN) + 5
+    assert facts == {"chosen": explicit, "now": explicit}, facts
+
+
+FORK_DURING_THE_FIRST_OPEN = """
+    import sysvmq
+
+    inside, leave = threading.Event(), threading.Event()
+
+    class Environment(dict):
+        def get(self, name, default=None):  # the first open, in the middle of choosing
+            if name == "SYSVMQ_WAKEUP_SIGNAL":
+                inside.set()
+                leave.wait(10)
+            return super().get(name, default)
+
+    os.environ = Environment(os.environ)
+    opening = Call(attach)
+    assert inside.wait(10)
+    pid = os.fork()
+    if pid == 0:  # its one thread, which never held the lock: SIGALRM ends it if it blocks
+        signal.alarm(10)
+        os._exit(0 if sysvmq.set_wakeup_signal(sys.argv[2]) == signal.SIGRTMIN + 5 else 1)
+    leave.set()
+    opening.result(10)
+    report(child=os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_child_forked_while_another_thread_chooses_the_signal_can_choose_one(mq):
+    facts = child_report(FORK_DURING_THE_FIRST_OPEN, [mq.id, "SIGRTMIN+5"], env={"SYSVMQ_WAKEUP_SIGNAL": REALTIME})
+    assert facts == {"child": 0}, facts
+
+
 # ---- the signals a thread blocks are never unblocked ----
 
 

@@ -7,6 +7,7 @@ and ends normally, again and again, its daemon thread waiting in a receive each 
 message must end up forwarded by a consumer or still in the queue, each exactly once.
 """
 
+import gc
 import subprocess
 import sys
 import threading
@@ -183,3 +184,32 @@ def test_a_thread_joined_by_a_later_atexit_handler_ends_at_its_timeout_taking_no
     verdict, seconds = child.stdout.split()
     assert (child.returncode, verdict) == (0, "joined"), child.stderr
     assert float(seconds) < 5
+
+
+def test_the_buffers_an_exit_waits_for_are_read_while_other_threads_make_new_ones():
+    # Another thread makes its first receive buffer while the process exits: reading the
+    # set of buffers then must neither fail (a set that grows while it is copied) nor miss it.
+    from sysvmq._binding import process
+
+    class Buffer:  # stands in for a cdata buffer: the set holds weak references only
+        pass
+
+    made, stop = [], threading.Event()
+
+    def make():
+        while not stop.is_set() and len(made) < 200_000:
+            made.append(Buffer())
+            process.watch_buffer(made[-1])
+
+    maker = threading.Thread(target=make)
+    maker.start()
+    try:
+        for _ in range(300):
+            process.watched()
+    finally:
+        stop.set()
+        maker.join(30)
+    assert {id(b) for b in made} <= {id(b) for b in process.watched()[0]}
+    made.clear()
+    gc.collect()  # nothing of this test is left for the exit to read
+    assert not any(isinstance(b, Buffer) for b in process.watched()[0])

@@ -24,8 +24,9 @@ the child's exit does not wait for it.
 
 import atexit
 import os
+import threading
 import weakref
-from typing import Any
+from typing import Any, List, Tuple
 
 from sysvmq._binding.c import ffi, lib
 
@@ -34,24 +35,35 @@ __all__ = ["FINISH_SECONDS", "watch_batch", "watch_buffer"]
 #: How long an exiting process waits for its threads to hand over what they took.
 FINISH_SECONDS = 1.0
 
-#: Every receive buffer (``sysvmq_rbuf *``) and batch (``sysvmq_batch *``) alive.
+#: Every receive buffer (``sysvmq_rbuf *``) and batch (``sysvmq_batch *``) alive. Another
+#: thread may make one while the process exits: a set that grows while it is copied fails
+#: the copy, so both are changed and copied under _watching.
 _buffers: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _batches: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_watching = threading.Lock()
 
 
 def watch_buffer(rb: Any) -> None:
     """Have the exiting process wait until Python has what a receive took into `rb`."""
-    _buffers.add(rb)
+    with _watching:
+        _buffers.add(rb)
 
 
 def watch_batch(batch: Any) -> None:
     """The same for a ``sysvmq_batch *``."""
-    _batches.add(batch)
+    with _watching:
+        _batches.add(batch)
+
+
+def watched() -> Tuple[List[Any], List[Any]]:
+    """The receive buffers and the batches alive now."""
+    with _watching:
+        return list(_buffers), list(_batches)
 
 
 @atexit.register
 def _finish() -> None:
-    buffers, batches = list(_buffers), list(_batches)
+    buffers, batches = watched()
     lib.sysvmq_finish(
         ffi.new("sysvmq_rbuf *[]", buffers),
         len(buffers),
@@ -62,10 +74,13 @@ def _finish() -> None:
 
 
 def _forked() -> None:
+    global _watching
+    _watching = threading.Lock()  # a thread that held it does not exist in the child
     lib.sysvmq_forked()
-    for rb in list(_buffers):
+    buffers, batches = watched()
+    for rb in buffers:
         rb.held = -1
-    for batch in list(_batches):
+    for batch in batches:
         batch.held = 0
 
 

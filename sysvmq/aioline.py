@@ -222,24 +222,32 @@ async def receive_in_line(
         orphan = await _wait_in(line, entry, deadline, timed_out)
         if orphan is not None:  # it left the line, but nobody else can have this message
             return orphan  # type: ignore[no-any-return]
-        kind, value = entry.news  # type: ignore[misc]  # woken: news is set
-        if kind == _FAILED:
-            raise value
-        if kind == _HANDED:
-            line.hand_on()
-            return value  # type: ignore[no-any-return]
-        try:
-            message = take()
-        except BaseException:
-            line.hand_on()
-            raise
-        if message is None:  # another receiver was first: back to the head of the line
-            entry.news, entry.signal = None, runner.signal()
-            line.turn_out = False
-            line.join(entry, front=True)
-            continue
+        message = _on_turn(line, entry, take)
+        if message is not None:
+            return message
+
+
+def _on_turn(line: _Line, entry: _Entry, take: Callable[[], Optional[_T]]) -> Optional[_T]:
+    """What `entry`'s coroutine does when woken: the message it returns, or None when another
+    receiver was first (it is back at the head of the line, to wait again)."""
+    kind, value = entry.news  # type: ignore[misc]  # woken: news is set
+    if kind == _FAILED:
+        raise value
+    if kind == _HANDED:
         line.hand_on()
-        return message
+        return value  # type: ignore[no-any-return]
+    try:
+        message = take()
+    except BaseException:
+        line.hand_on()
+        raise
+    if message is None:
+        entry.news, entry.signal = None, line.runner.signal()
+        line.turn_out = False
+        line.join(entry, front=True)
+        return None
+    line.hand_on()
+    return message
 
 
 async def _wait_in(

@@ -36,7 +36,6 @@ from sysvmq._binding.c import IPC_NOWAIT, LONG_MAX, LONG_MIN, exported, writable
 from sysvmq._binding.handle import (
     HELD,
     MTYPE,
-    NOTHING_HELD,
     NULL,
     Handle,
     Message,
@@ -47,8 +46,6 @@ from sysvmq._binding.handle import (
     take,
     take_type,
     take_within,
-    undelivered,
-    undelivered_in,
 )
 from sysvmq._integers import INT_MAX, INT_MIN, check_int
 from sysvmq.aioline import receive_in_line
@@ -332,17 +329,9 @@ class MessageQueue(ClosesOnExit, Handle):
         except BaseException as error:
             # The return rule (sysvmq._binding.handle): the message goes back before any Python
             # call, where another pending signal's handler could raise first.
-            if copied:
-                fields[HELD] = -1
-                if _return_copy(self._h, mtype, data, n) < 0:
-                    undelivered(error, [new_message((mtype, data))])
-                raise
-            back = _return_held(rb)
-            if back == NOTHING_HELD and exact_type(error) is OverflowError:
-                buffers.append(buffer)  # a type or timeout C cannot hold: the checked path explains it
+            back = _return_copy(self._h, mtype, data, n) if copied else _return_held(rb)
+            if self._returned_fast(error, buffer, back, (mtype, data) if copied else None):
                 return self._receive_checked(type, 0, True, timeout, False, False)[2]
-            if back < 0:
-                undelivered_in(error, buffer)
             raise
 
     def receive_message(
@@ -400,18 +389,10 @@ class MessageQueue(ClosesOnExit, Handle):
             buffers.append(buffer)
             return message
         except BaseException as error:  # as in receive()
-            if copied:
-                fields[HELD] = -1
-                if _return_copy(self._h, message[0], message[1], n) < 0:
-                    undelivered(error, [message])
-                raise
-            back = _return_held(rb)
-            if back == NOTHING_HELD and exact_type(error) is OverflowError:
-                buffers.append(buffer)
+            back = _return_copy(self._h, message[0], message[1], n) if copied else _return_held(rb)
+            if self._returned_fast(error, buffer, back, message if copied else None):
                 _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
                 return new_message((mtype, data))
-            if back < 0:
-                undelivered_in(error, buffer)
             raise
 
     def receive_into(

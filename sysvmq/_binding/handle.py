@@ -390,6 +390,25 @@ class Handle:
                 undelivered(error, [new_message(got[1:])])
             raise
 
+    def _returned_fast(
+        self, error: BaseException, buffer: ReceiveBuffer, back: int, copied: Optional[Tuple[int, bytes]]
+    ) -> bool:
+        """What follows the C call with which a fast receive (sysvmq.queue) that `error`
+        stopped returned its message, from its `copied` (type, payload) or from `buffer`:
+        `back` is that call's result. True: the call took nothing, and only because C could
+        not hold its type or timeout: the checked path is to make it again, and explain."""
+        if copied is not None:
+            buffer[2][HELD] = -1
+            if back < 0:
+                undelivered(error, [new_message(copied)])
+            return False
+        if back == NOTHING_HELD and type(error) is OverflowError:
+            self._buffers.append(buffer)
+            return True
+        if back < 0:
+            undelivered_in(error, buffer)
+        return False
+
     def _take_waiting(self, mtype: int, flags: int) -> Optional[Message]:
         """The message `mtype` and `flags` select if one is waiting, taken without waiting
         (the async receives take here, in the event loop's thread); None if none is."""

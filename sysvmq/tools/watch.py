@@ -4,10 +4,11 @@ plain line per queue per refresh."""
 
 import collections
 import errno
+import functools
 import math
 import os
 import time
-from typing import Deque, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from sysvmq.errors import PermissionDeniedError, QueueNotFoundError, QueueRemovedError, SysVMQError
 from sysvmq.queue import MessageQueue
@@ -277,20 +278,36 @@ def run(targets: Sequence[Target], interval: float, count: Optional[int], plain:
             refreshes += 1
             if count is not None and refreshes >= count:
                 return OK
-            due += interval
-            while True:
-                left = due - time.monotonic()
-                if left <= 0:
-                    due = time.monotonic() if left < -interval else due  # late: no burst to catch up
-                    break
-                happened = events.wait(left)
-                if happened.stop:
-                    return 128 + happened.stop
-                if happened.quit:
-                    return OK
-                if happened.suspend:
-                    screen.suspend()
-                    events.stop_self()
-                if happened.redraw and live:
-                    screen.resume()
-                    screen.draw(screen_lines(rows, history, screen.size(), interval, now, glyphs))
+
+            redraw = functools.partial(_redraw, screen, rows, history, interval, now, glyphs) if live else None
+            status, due = _between_refreshes(events, screen, due + interval, interval, redraw)
+            if status is not None:
+                return status
+
+
+def _redraw(
+    screen: Screen, rows: List[Row], history: History, interval: float, now: Tuple[float, float], glyphs: Glyphs
+) -> None:
+    screen.resume()
+    screen.draw(screen_lines(rows, history, screen.size(), interval, now, glyphs))
+
+
+def _between_refreshes(
+    events: Events, screen: Screen, due: float, interval: float, redraw: Optional[Callable[[], None]]
+) -> Tuple[Optional[int], float]:
+    """Until the refresh `due`, answering keys and signals: the status to end with (None: go
+    on), and when the refresh after is due."""
+    while True:
+        left = due - time.monotonic()
+        if left <= 0:
+            return None, (time.monotonic() if left < -interval else due)  # late: no burst to catch up
+        happened = events.wait(left)
+        if happened.stop:
+            return 128 + happened.stop, due
+        if happened.quit:
+            return OK, due
+        if happened.suspend:
+            screen.suspend()
+            events.stop_self()
+        if happened.redraw and redraw is not None:
+            redraw()

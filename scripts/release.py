@@ -4,7 +4,8 @@
 
 - the sdist;
 - ONE CPython wheel for every CPython >= 3.9 and each of x86_64 and aarch64: the limited API
-  (cp39-abi3), compiled by zig's C compiler against glibc 2.17 (manylinux2014), so no Docker
+  (cp39-abi3, as setup.py tags every build of a CPython with the GIL: build_sysvmq.limited_api),
+  compiled by zig's C compiler against glibc 2.17 (manylinux2014), so no Docker
   image is needed; the x86_64 wheel goes through `auditwheel repair`, the aarch64 one, which
   cannot be repaired on another architecture, is checked by `auditwheel show` and retagged;
 - a PyPy wheel (pp39) for the PyPy on PATH (`pypy3`, with Debian's `pypy3-dev` for its headers),
@@ -106,7 +107,7 @@ def main() -> int:
         run([python, "-m", "build", "--sdist", "--outdir", args.dist])
         for arch in ARCHES:
             cc = zig_compiler(python, arch, work)
-            wheel = build_wheel(python, cc, work, ["--py-limited-api=cp39", f"--plat-name=linux_{arch}"])
+            wheel = build_wheel(python, cc, work, [f"--plat-name=linux_{arch}"])
             (repair if arch == os.uname().machine else retag)(python, wheel, arch, args.dist)
         pypy_tools = os.path.join(work, "pypy-venv")
         run([args.pypy, "-m", "venv", pypy_tools])

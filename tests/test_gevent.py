@@ -10,6 +10,7 @@ import json
 import platform
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 from conftest import child_env
@@ -88,11 +89,14 @@ print(json.dumps(seen), flush=True)
 
 
 def need_gevent() -> None:
-    """gevent is in the test extra on CPython; on PyPy, which it has no wheel for, it is optional.
-    Only the child imports it: monkey-patching belongs to a process of its own."""
+    """gevent is in the test extra on CPython; on PyPy and free-threaded CPython, which it has
+    no wheel for, it is optional. Only the child imports it: monkey-patching belongs to a
+    process of its own."""
     if importlib.util.find_spec("gevent") is None:
         if platform.python_implementation() == "PyPy":
             pytest.skip("gevent is not installed (the test extra installs it on CPython only: no PyPy wheel)")
+        if sysconfig.get_config_var("Py_GIL_DISABLED"):
+            pytest.skip("gevent is not installed (it has no free-threaded wheel)")
         pytest.fail("gevent is not installed: pip install '.[test]'")
 
 

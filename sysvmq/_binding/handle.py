@@ -429,18 +429,13 @@ class Handle:
             fields[HELD] = -1  # handed over: the buffer holds nothing
             self._buffers.append(buffer)
             return message
-        except BaseException as error:  # the return rule (module docstring)
-            self._return_after(error, buffer, message)
+        except BaseException as error:  # the return rule (module docstring): the C call first
+            if message is None:
+                if return_held(rb) < 0:
+                    undelivered_in(error, buffer)
+            elif return_copy(self._h, message[0], message[1], len(message[1])) < 0:
+                undelivered(error, [message])
             raise
-
-    def _return_after(self, error: BaseException, buffer: ReceiveBuffer, message: Optional[Message]) -> None:
-        """The return rule for a call that `error` stops: the message it took goes back to
-        its queue, from the buffer if it is still there, else from its copy `message`."""
-        if message is None:
-            if return_held(buffer[0]) < 0:
-                undelivered_in(error, buffer)
-        elif return_copy(self._h, message[0], message[1], len(message[1])) < 0:
-            undelivered(error, [message])
 
     def _receive_batch(self, max_count: int, mtype: int, options: Options) -> List[bytes]:
         """Up to `max_count` payloads in one call into C; only the first may wait."""

@@ -647,10 +647,13 @@ class Stream:
         os.set_blocking(self.read, False)
         left = []
         while True:
+            # Whether the writer had ended before this read: if so, an empty pipe is all read.
+            # (Asked after the read, the writer could have written its last chunk in between.)
+            ended = not self.thread.is_alive()
             try:
                 chunk = os.read(self.read, 65536)
             except BlockingIOError:
-                if not self.thread.is_alive():
+                if ended:
                     break
                 self.thread.join(0.01)
                 continue

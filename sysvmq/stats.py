@@ -75,7 +75,8 @@ class Limits(_Snapshot):
 def limits() -> Limits:
     """The kernel's limits for message queues, and how much of them is in use."""
     if IPC_INFO is None or MSG_INFO is None:
-        raise error_for(errno.ENOSYS, "limits: this platform has no IPC_INFO", "")
+        missing = " nor ".join(name for name, cmd in (("IPC_INFO", IPC_INFO), ("MSG_INFO", MSG_INFO)) if cmd is None)
+        raise error_for(errno.ENOSYS, f"limits: this platform has no {missing}", "")
     _, limit = system.kernel_info(IPC_INFO, "IPC_INFO", "limits")
     _, use = system.kernel_info(MSG_INFO, "MSG_INFO", "limits")
     return Limits(

@@ -136,6 +136,33 @@ def test_limits_match_proc(limits):
             assert getattr(limits, name) == int(f.read())
 
 
+@pytest.mark.parametrize(
+    "missing", [("IPC_INFO",), ("MSG_INFO",), ("IPC_INFO", "MSG_INFO")], ids=["ipc_info", "msg_info", "both"]
+)
+def test_limits_where_the_platform_lacks_a_command_names_each_one_missing(monkeypatch, missing):
+    import sysvmq.stats
+
+    for name in missing:
+        monkeypatch.setattr(sysvmq.stats, name, None)
+    with pytest.raises(sysvmq.SysVMQError, match=r": limits: this platform has no " + " nor ".join(missing) + "$") as e:
+        sysvmq.limits()
+    assert e.value.errno == errno.ENOSYS
+
+
+def test_the_largest_message_is_read_from_proc_where_ipc_info_fails(monkeypatch, limits):
+    from sysvmq._binding import system
+
+    def failing(cmd, name, what):
+        raise sysvmq.SysVMQError(errno.EINVAL, f"{what}: msgctl({name})")
+
+    assert system.kernel_msgmax() == limits.msgmax
+    monkeypatch.setattr(system, "kernel_info", failing)
+    with open("/proc/sys/kernel/msgmax") as f:
+        assert system.kernel_msgmax() == int(f.read())
+    monkeypatch.setattr(system, "IPC_INFO", None)
+    assert system.kernel_msgmax() == limits.msgmax
+
+
 def test_limits_count_live_usage(make_queue):
     before = sysvmq.limits()
     mq = make_queue(sysvmq.IPC_PRIVATE)

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from sysvmq import _log
 from sysvmq._binding.c import IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_PRIVATE, KEY_BITS, MSG_INFO, ffi, lib
-from sysvmq.errors import PermissionDeniedError, QueueExistsError, error_for
+from sysvmq.errors import PermissionDeniedError, QueueExistsError, SysVMQError, error_for
 
 __all__ = [
     "KEY_MASK",
@@ -164,9 +164,10 @@ def kernel_info(cmd: int, name: str, what: str) -> Tuple[int, Dict[str, int]]:
 def kernel_msgmax() -> int:
     """The kernel's largest message size (kernel.msgmax)."""
     if IPC_INFO is not None:
-        info = ffi.new("sysvmq_msginfo *")
-        if lib.sysvmq_info(IPC_INFO, info) >= 0:
-            return int(info.msgmax)
+        try:
+            return kernel_info(IPC_INFO, "IPC_INFO", "msgmax")[1]["msgmax"]
+        except SysVMQError:
+            pass  # what /proc says, then
     try:
         with open("/proc/sys/kernel/msgmax") as f:
             return int(f.read())

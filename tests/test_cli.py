@@ -489,6 +489,52 @@ def test_stop_signals_the_parent_left_blocked_still_stop_a_follow(mq):
             receiver.wait()
 
 
+def nohup():
+    """What `nohup` does to the command it starts: SIGHUP ignored."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_a_hangup_the_parent_ignored_leaves_a_follow_running(mq):
+    receiver = subprocess.Popen(
+        [script(), "receive", "--id", str(mq.id), "--follow"], stdout=subprocess.PIPE, preexec_fn=nohup, env=child_env()
+    )
+    try:
+        mq.send(b"first")
+        assert receiver.stdout.readline() == b"first\n"  # its handlers are in place
+        receiver.send_signal(signal.SIGHUP)  # the terminal closed: `nohup` says keep going
+        mq.send(b"second")
+        assert receiver.stdout.readline() == b"second\n"
+        receiver.send_signal(signal.SIGTERM)  # a hangup it heeded would have ended it first: 129
+        assert receiver.wait(10) == 128 + signal.SIGTERM
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+
+
+def test_a_hangup_the_parent_ignored_leaves_send_lines_reading(mq):
+    sender = subprocess.Popen(
+        [script(), "send", "--id", str(mq.id), "--lines"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=nohup,
+        env=child_env(),
+    )
+    try:
+        sender.stdin.write(b"first\n")
+        sender.stdin.flush()
+        assert mq.receive(timeout=20) == b"first"  # its handlers are in place
+        sender.send_signal(signal.SIGHUP)
+        sender.stdin.write(b"second\n")
+        sender.stdin.close()
+        assert mq.receive(timeout=20) == b"second"
+        assert sender.wait(20) == 0 and sender.stderr.read() == b""  # ended by its input, not the hangup
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+
+
 def shell_status(command, **kwargs):
     """`command` under bash in a user's environment: (exit status, stdout, stderr)."""
     out = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60, env=child_env(), **kwargs)
@@ -847,7 +893,7 @@ def test_a_hangup_the_parent_ignored_leaves_the_benchmark_running():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=child_env(),
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # nohup
+        preexec_fn=nohup,
     )
     try:
         wait_for_a_new_queue(before, process)

@@ -3,11 +3,10 @@ every way out: the end, an error, Ctrl-C, SIGTERM (`timeout`), SIGHUP (a closed 
 SIGKILL cannot be caught: a queue it leaves stays in the kernel until `sysvmq rm --id ID`
 (or a reboot)."""
 
-import signal
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
-from sysvmq.tools.signals import Handlers, ignored
+from sysvmq.tools.signals import STOP_SIGNALS, Handlers, heeded
 
 __all__ = ["Stopped", "Cleanup"]
 
@@ -29,7 +28,7 @@ class Cleanup:
     removed (`made`), it waits for that to finish. Later signals raise nothing: the removals
     run to their end."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self) -> None:
         self.signum = 0
@@ -52,8 +51,7 @@ class Cleanup:
         self._raise_unless_holding()
 
     def __enter__(self) -> "Cleanup":
-        # One the parent set to be ignored (`nohup sysvmq bench &`) stays ignored.
-        self.handlers = Handlers([signum for signum in self.SIGNALS if not ignored(signum)], self._handle)
+        self.handlers = Handlers(heeded(self.SIGNALS), self._handle)  # `nohup sysvmq bench &`
         return self
 
     def __exit__(self, *exc_info: object) -> None:

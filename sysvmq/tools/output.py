@@ -4,7 +4,6 @@ delivered before the next is taken; what cannot be delivered goes back to the qu
 import errno
 import os
 import select
-import signal
 import stat
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any, Callable, Dict, Optional
 from sysvmq._log import debug
 from sysvmq.errors import SysVMQError, error_for
 from sysvmq.queue import Message, MessageQueue
-from sysvmq.tools.signals import Handlers
+from sysvmq.tools.signals import STOP_SIGNALS, Handlers, heeded
 
 __all__ = ["Output", "OutputClosed", "StopSignals", "escape", "return_to_queue"]
 
@@ -126,9 +125,9 @@ class StopSignals:
     the next receive ends the command with status 128 + the signal). A second signal
     calls `on_again` (what the first let finish is cut short) and restores the default
     dispositions, so a third one acts at once. Those the parent left blocked are unblocked
-    meanwhile."""
+    meanwhile; one the parent set to be ignored (`nohup`) stays ignored."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self, on_stop: Callable[[], object], on_again: Callable[[], object] = lambda: None) -> None:
         self.on_stop = on_stop
@@ -146,7 +145,7 @@ class StopSignals:
         self.on_stop()
 
     def __enter__(self) -> "StopSignals":
-        self.handlers = Handlers(self.SIGNALS, self._handle)
+        self.handlers = Handlers(heeded(self.SIGNALS), self._handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -2,9 +2,12 @@
 a while, then put back as they were."""
 
 import signal
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, List, Sequence
 
-__all__ = ["ignored", "Handlers"]
+__all__ = ["STOP_SIGNALS", "ignored", "heeded", "Handlers"]
+
+#: The signals that end a command: Ctrl-C, `kill` and `timeout`, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def ignored(signum: int) -> bool:
@@ -20,6 +23,12 @@ def ignored(signum: int) -> bool:
     except (OSError, ValueError, IndexError):
         pass
     return False
+
+
+def heeded(signals: Sequence[int]) -> List[int]:
+    """Those of `signals` the parent did not set to be ignored: one it did (`nohup`, a
+    shell's background job) stays ignored, and the command gets no handler for it."""
+    return [signum for signum in signals if not ignored(signum)]
 
 
 class Handlers:

@@ -9,7 +9,7 @@ import termios
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 from sysvmq.tools.output import OutputClosed
-from sysvmq.tools.signals import Handlers, ignored
+from sysvmq.tools.signals import STOP_SIGNALS, Handlers, heeded
 
 __all__ = ["output_fd", "Happened", "Events", "Screen"]
 
@@ -55,7 +55,7 @@ class Events:
     between refreshes; one the parent set to be ignored (nohup) stays ignored. With `keys`
     (a live view), also SIGWINCH, SIGCONT, SIGTSTP, and `q` on a terminal standard input."""
 
-    STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    STOP = STOP_SIGNALS
 
     def __init__(self, keys: bool) -> None:
         self.keys = keys
@@ -71,7 +71,7 @@ class Events:
 
     def _watched(self) -> Sequence[int]:
         wanted = [*self.STOP, signal.SIGTSTP] if self.keys else list(self.STOP)
-        chosen = [s for s in wanted if not ignored(s)]
+        chosen = heeded(wanted)
         return [*chosen, signal.SIGWINCH, signal.SIGCONT] if self.keys else chosen
 
     def __enter__(self) -> "Events":

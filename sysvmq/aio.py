@@ -341,31 +341,30 @@ def start(
     runner: Runner,
     job: Job,
     call: Callable[[Any], Any],
-    finished: Callable[[Job], None],
-    gone: Callable[[_Outcome], None] = lambda outcome: None,
+    finished: Optional[Callable[[Job], None]] = None,
+    gone: Optional[Callable[[_Outcome], None]] = None,
 ) -> None:
     """Run `call(job.token)` on a worker thread; then, in the loop's thread, store its
-    outcome in `job`, fire `job.done` and call `finished(job)`. If the loop is closed by
-    then (the run is over), the worker thread calls `gone(outcome)` instead."""
+    outcome in `job`, fire `job.done` and call `finished(job)` if given. If the loop is
+    closed by then (the run is over), the worker thread calls `gone(outcome)` instead, if
+    given (nobody awaits the outcome)."""
 
     def work() -> None:
         outcome = outcome_of(call, job.token)
         try:
             runner.post(_settle, runner, job, outcome, finished)
-        except Gone:  # nobody awaits the outcome
-            gone(outcome)
+        except Gone:
+            if gone is not None:
+                gone(outcome)
 
     submit(work)
 
 
-def _settle(runner: Runner, job: Job, outcome: _Outcome, finished: Callable[[Job], None]) -> None:
+def _settle(runner: Runner, job: Job, outcome: _Outcome, finished: Optional[Callable[[Job], None]]) -> None:
     job.outcome = outcome
     runner.fire(job.done)
-    finished(job)
-
-
-def _nothing_more(job: Job) -> None:
-    pass
+    if finished is not None:
+        finished(job)
 
 
 async def in_thread(call: Callable[[Any], _T]) -> _T:
@@ -377,7 +376,7 @@ async def in_thread(call: Callable[[Any], _T]) -> _T:
     """
     runner = current_runner()
     job = Job(runner.signal())
-    start(runner, job, call, _nothing_more)
+    start(runner, job, call)
     try:
         await runner.wait(job.done, None)
     except BaseException:  # cancelled (asyncio, trio), or KeyboardInterrupt delivered here

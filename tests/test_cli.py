@@ -438,6 +438,65 @@ def test_a_record_read_by_the_reader_is_delivered_and_one_left_unread_is_not(mon
         os.close(write)
 
 
+def a_full_non_blocking_pipe():
+    """A pipe of one page, its write end non-blocking (O_NONBLOCK, as some parents leave a
+    descriptor they share): its (read, write) ends."""
+    import fcntl
+
+    read, write = os.pipe()
+    fcntl.fcntl(write, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    os.set_blocking(write, False)
+    return read, write
+
+
+def read_once_full(read, process, within=30):
+    """Everything `process` writes to the pipe `read`, read only once the pipe is full (or
+    the process has ended): a writer that cannot wait for room has met a full pipe."""
+    import fcntl
+    import termios
+
+    unread = bytearray(4)
+    deadline = time.monotonic() + within
+    while process.poll() is None:
+        fcntl.ioctl(read, termios.FIONREAD, unread)
+        if int.from_bytes(unread, sys.byteorder) >= 4096:
+            break
+        assert time.monotonic() < deadline, "the pipe never filled"
+        time.sleep(0.005)  # polling the pipe itself: the state, not a guess at a delay
+    chunks = []
+    while True:
+        chunk = os.read(read, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+@pytest.mark.parametrize("command", ["receive", "watch"])
+def test_a_non_blocking_stdout_that_fills_is_waited_for_not_an_error(mq, command):
+    mq.send(b"a" * 8000)  # a record twice the pipe's size
+    # A refresh of 61 lines, more than the pipe holds: written at once, it fills the pipe to the brim.
+    absent = [str(2**31 - 1 - i) for i in range(60)]
+    args = [*absent, "--count", "2", "--interval", "0.001"] if command == "watch" else []
+    read, write = a_full_non_blocking_pipe()
+    try:
+        process = subprocess.Popen(
+            [script(), command, "--id", str(mq.id), *args], stdout=write, stderr=subprocess.PIPE, env=child_env()
+        )
+        os.close(write)
+        write = None
+        out = read_once_full(read, process)
+        assert (process.wait(30), process.stderr.read()) == (0, b"")
+    finally:
+        os.close(read)
+        if write is not None:
+            os.close(write)
+    if command == "watch":
+        lines = out.decode().splitlines()
+        assert len(lines) == 2 * 61 and [line.rsplit(" ", 1)[1] for line in lines[:2]] == ["status=ok", "status=absent"]
+    else:
+        assert out == b"a" * 8000 + b"\n" and mq.stats().count == 0  # whole, once
+
+
 def test_new_line_separators_and_bidi_controls_are_escaped(mq):
     mq.send("a\u2028b\u2029c\u202ed\u2066e".encode())
     out = cli("receive", "--id", str(mq.id), check=True).stdout

@@ -14,6 +14,7 @@ from sysvmq._log import debug
 from sysvmq.errors import SysVMQError, error_for
 from sysvmq.queue import Message, MessageQueue
 from sysvmq.tools.signals import STOP_SIGNALS, Handlers, heeded
+from sysvmq.tools.streams import write_all
 
 __all__ = ["Output", "OutputClosed", "StopSignals", "escape", "return_to_queue"]
 
@@ -95,9 +96,7 @@ class Output:
     def deliver(self, record: bytes) -> bool:
         """Write `record`: True once delivered, False if the reader left without reading it.
         Raises OSError (BrokenPipeError when the reader is gone) if it cannot be written."""
-        view = memoryview(record)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        write_all(self.fd, record)
         return not self.pipe or self._read_by_reader()
 
     def _read_by_reader(self) -> bool:

@@ -6,7 +6,7 @@ import select
 import sys
 from typing import Iterator
 
-__all__ = ["InputClosed", "hold_closed_streams", "discard_stdout", "input_fd", "lines_of"]
+__all__ = ["InputClosed", "hold_closed_streams", "discard_stdout", "input_fd", "lines_of", "write_all"]
 
 
 class InputClosed(Exception):
@@ -39,6 +39,20 @@ def discard_stdout() -> None:
         os.dup2(null, 1)
     finally:
         os.close(null)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd`, waiting for room even where the parent left the
+    descriptor non-blocking (O_NONBLOCK is shared with it: a full pipe or terminal is then
+    EAGAIN, not a wait)."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            poller.poll()  # POLLERR and POLLHUP too: the write that follows says what they are
 
 
 def input_fd() -> int:

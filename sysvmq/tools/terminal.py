@@ -10,6 +10,7 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 from sysvmq.tools.output import OutputClosed
 from sysvmq.tools.signals import STOP_SIGNALS, Handlers, heeded
+from sysvmq.tools.streams import write_all
 
 __all__ = ["output_fd", "Happened", "Events", "Screen"]
 
@@ -182,6 +183,4 @@ class Screen:
             self._write("".join(line + "\n" for line in lines))
 
     def _write(self, text: str) -> None:
-        view = memoryview(text.encode(self.encoding, "replace"))
-        while view:
-            view = view[os.write(self.fd, view) :]
+        write_all(self.fd, text.encode(self.encoding, "replace"))

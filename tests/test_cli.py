@@ -872,6 +872,60 @@ def test_a_line_longer_than_the_kernel_takes_is_one_line_of_error(mq, limits, lo
     assert mq.receive_many(10, block=False) == [b"ok"]
 
 
+def test_an_endless_standard_input_is_one_line_of_error_in_bounded_memory(mq):
+    stream = Stream(size=1000)  # `yes | sysvmq send KEY`
+    sender = subprocess.Popen(
+        [script(), "send", "--id", str(mq.id)], stdin=stream.read, stderr=subprocess.PIPE, env=child_env()
+    )
+    most_kib = interpreter_kib() + 64 * 1024
+    deadline = time.monotonic() + 30
+    try:
+        while sender.poll() is None:
+            held = resident_kib(sender.pid)
+            assert held is None or held < most_kib, f"the sender holds {held} KiB of its input"
+            assert time.monotonic() < deadline, "still reading"
+            time.sleep(0.005)  # polling the sender's memory and its end: the state itself
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+        sender.wait()
+        stream.unread()
+    err = sender.stderr.read().decode()
+    assert sender.returncode == 1 and err.count("\n") == 1 and "kernel.msgmax" in err, err
+    assert mq.stats().count == 0
+
+
+def test_a_non_blocking_stdin_is_read_to_its_end(mq):
+    import fcntl
+    import termios
+
+    read, write = os.pipe()
+    os.set_blocking(read, False)  # as a parent that shares it may leave it
+    try:
+        sender = subprocess.Popen(
+            [script(), "send", "--id", str(mq.id)], stdin=read, stderr=subprocess.PIPE, env=child_env()
+        )
+        os.write(write, b"the first part, ")
+        unread = bytearray(4)
+        deadline = time.monotonic() + 30
+        while sender.poll() is None:  # until it has read that and waits for more (or ended)
+            fcntl.ioctl(read, termios.FIONREAD, unread)
+            waiting = "poll" in pathlib.Path(f"/proc/{sender.pid}/wchan").read_text()
+            if waiting and not int.from_bytes(unread, sys.byteorder):
+                break
+            assert time.monotonic() < deadline, "it never read the first part"
+            time.sleep(0.005)  # polling the pipe and the sender's wait: the state itself
+        os.write(write, b"then the rest")
+        os.close(write)
+        write = None
+        assert (sender.wait(30), sender.stderr.read()) == (0, b"")
+    finally:
+        os.close(read)
+        if write is not None:
+            os.close(write)
+    assert mq.receive_many(10, block=False) == [b"the first part, then the rest"]
+
+
 def wait_for_a_new_queue(before, process, within=60):
     deadline = time.monotonic() + within
     while not queue_ids() - before:

@@ -31,7 +31,7 @@ from sysvmq.tools.parsing import (
     parse_timeout,
     parse_type,
 )
-from sysvmq.tools.streams import InputClosed, discard_stdout, hold_closed_streams, input_fd, lines_of
+from sysvmq.tools.streams import InputClosed, discard_stdout, hold_closed_streams, input_fd, lines_of, read_all
 
 EXAMPLES = {
     "ls": "sysvmq ls\n  sysvmq ls --json | jq '.[].key'",
@@ -60,7 +60,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     elif args.lines:
         sent, signum = _send_lines(mq, fd, options)
     else:
-        mq.send(sys.stdin.buffer.read(), **options)
+        mq.send(read_all(fd, limits().msgmax), **options)
         sent = 1
     if args.verbose:
         print(f"sent {sent} message(s) to queue id {mq.id}", file=sys.stderr)

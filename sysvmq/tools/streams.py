@@ -6,7 +6,7 @@ import select
 import sys
 from typing import Iterator
 
-__all__ = ["InputClosed", "hold_closed_streams", "discard_stdout", "input_fd", "lines_of", "write_all"]
+__all__ = ["InputClosed", "hold_closed_streams", "discard_stdout", "input_fd", "read_all", "lines_of", "write_all"]
 
 
 class InputClosed(Exception):
@@ -60,6 +60,26 @@ def input_fd() -> int:
     if sys.stdin is None:
         raise InputClosed("standard input is closed: give the message as an argument, or something to read")
     return sys.stdin.fileno()
+
+
+def read_all(fd: int, longest: int) -> bytes:
+    """What `fd` holds up to its end, waiting for it even where the parent left the
+    descriptor non-blocking (a read would find only what had come so far). More than
+    `longest` bytes raises ValueError as soon as they are read: memory stays bounded by it
+    (`yes | sysvmq send KEY`)."""
+    data = bytearray()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        poller.poll()
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if len(data) > longest:
+            raise ValueError(
+                f"standard input holds more than {longest} bytes: too long for one message (kernel.msgmax)"
+            )
 
 
 def lines_of(fd: int, stop_fd: int, longest: int) -> Iterator[bytes]:

@@ -926,6 +926,47 @@ def test_a_non_blocking_stdin_is_read_to_its_end(mq):
     assert mq.receive_many(10, block=False) == [b"the first part, then the rest"]
 
 
+def with_descriptors_up_to(highest):
+    """A preexec_fn leaving descriptors 3 to `highest` open (/dev/null), as a parent with many
+    open files may pass them on: the next one the command opens is above them."""
+    import resource
+
+    def occupy():
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft <= highest + 16:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 16, hard))
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.set_inheritable(null, True)
+        for fd in range(3, highest + 1):
+            if fd != null:
+                os.dup2(null, fd)
+
+    return occupy
+
+
+@pytest.mark.parametrize("command", ["send --lines", "watch --count 2 --interval 0.01"])
+def test_descriptors_above_1023_work_as_the_others(mq, command):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"at most {hard} open files")
+    result = subprocess.run(
+        [script(), *command.split(), "--id", str(mq.id)],
+        input=b"one\ntwo\n",
+        capture_output=True,
+        timeout=30,
+        env=child_env(),
+        close_fds=False,
+        preexec_fn=with_descriptors_up_to(1050),
+    )
+    assert (result.returncode, result.stderr) == (0, b"")
+    if command.startswith("send"):
+        assert mq.receive_many(10, block=False) == [b"one", b"two"]
+    else:
+        assert len(result.stdout.splitlines()) == 2
+
+
 def wait_for_a_new_queue(before, process, within=60):
     deadline = time.monotonic() + within
     while not queue_ids() - before:

@@ -88,8 +88,11 @@ def lines_of(fd: int, stop_fd: int, longest: int) -> Iterator[bytes]:
     byte is read after that, and every byte read before is in a line given out. A line
     longer than `longest` bytes raises ValueError (memory stays bounded by it)."""
     pending = bytearray()
+    poller = select.poll()  # not select(): a descriptor above 1023 (a parent's many open files) is out of its range
+    poller.register(fd, select.POLLIN)
+    poller.register(stop_fd, select.POLLIN)
     while True:
-        ready = select.select([fd, stop_fd], [], [])[0]
+        ready = [ready_fd for ready_fd, _ in poller.poll()]
         if stop_fd in ready:
             break
         chunk = os.read(fd, 65536)

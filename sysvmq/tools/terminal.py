@@ -91,10 +91,13 @@ class Events:
 
     def wait(self, timeout: float) -> Happened:
         """Wait up to `timeout` seconds for a signal or a key."""
-        fds = [self.wake_read] if self.keys_fd is None else [self.wake_read, self.keys_fd]
         ready: List[int] = []
         if not self.pending:
-            ready = select.select(fds, [], [], timeout)[0]
+            # poll(), not select(): the wake-up pipe may be above descriptor 1023, out of select's range.
+            poller = select.poll()
+            for fd in [self.wake_read] if self.keys_fd is None else [self.wake_read, self.keys_fd]:
+                poller.register(fd, select.POLLIN)
+            ready = [fd for fd, _ in poller.poll(timeout * 1000)]
         try:
             while os.read(self.wake_read, 512):
                 pass

@@ -224,6 +224,18 @@ def test_demo_runs_and_leaves_no_queue():
     assert out.index("(urgent)", out.index("consumer")) < out.index("(normal)", out.index("consumer"))
 
 
+def test_demo_succeeds_where_the_parent_ignores_sigchld():
+    # A parent that never waits for its children may set SIGCHLD to SIG_IGN; exec keeps it.
+    result = subprocess.run(
+        [script(), "demo"],
+        capture_output=True,
+        timeout=60,
+        env=child_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+    )
+    assert (result.returncode, result.stderr) == (0, b"") and b"handled 5 orders" in result.stdout
+
+
 @pytest.mark.parametrize(
     "args, code",
     [

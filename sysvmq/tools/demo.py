@@ -40,6 +40,9 @@ def consumer(msqid: int) -> None:
 
 
 def _started(msqid: int) -> "multiprocessing.process.BaseProcess":
+    # A SIGCHLD the parent set to be ignored would have the kernel reap the consumer as it
+    # ends: its exit status lost, the demo would fail. Nothing in this process needs it ignored.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     child = multiprocessing.get_context("spawn").Process(target=consumer, args=(msqid,))
     child.start()
     return child

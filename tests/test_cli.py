@@ -560,6 +560,34 @@ def test_stop_signals_the_parent_left_blocked_still_stop_a_follow(mq):
             receiver.wait()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_the_parent_left_blocked_still_stop_a_send_waiting_for_room(mq, signum):
+    mq.set(max_bytes=2)
+    mq.send(b"12")
+    stops = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+
+    def blocked():
+        for stop in stops:
+            signal.signal(stop, signal.SIG_DFL)  # as a foreground job has them, whatever this run inherited
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+
+    sender = subprocess.Popen(
+        [script(), "send", "--id", str(mq.id), "x"], stderr=subprocess.PIPE, preexec_fn=blocked, env=child_env()
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "msgsnd" not in pathlib.Path(f"/proc/{sender.pid}/wchan").read_text():
+            assert sender.poll() is None and time.monotonic() < deadline, "it never waited for room"
+            time.sleep(0.005)  # polling the sender's wait: the state itself
+        sender.send_signal(signum)
+        assert sender.wait(10) in (128 + signum, -signum)  # its status, or killed by it (shells say 128 + N)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    assert payloads(mq) == [b"12"]
+
+
 def nohup():
     """What `nohup` does to the command it starts: SIGHUP ignored."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

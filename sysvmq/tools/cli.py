@@ -3,6 +3,7 @@
 import argparse
 import errno
 import os
+import signal
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -31,6 +32,7 @@ from sysvmq.tools.parsing import (
     parse_timeout,
     parse_type,
 )
+from sysvmq.tools.signals import STOP_SIGNALS
 from sysvmq.tools.streams import InputClosed, discard_stdout, hold_closed_streams, input_fd, lines_of, read_all
 
 EXAMPLES = {
@@ -333,6 +335,9 @@ WRITES = frozenset({"ls", "stat", "receive", "rm", "limits", "demo", "bench", "w
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     hold_closed_streams()
+    # Every command that waits (send for room or for its input, as much as receive) ends on
+    # a stop signal, even one the parent left blocked; one it ignores stays ignored.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     command, status = "sysvmq", None
     try:
         try:

@@ -275,6 +275,14 @@ def test_usage_errors(args, code):
         assert "--create" in result.stderr.decode()
 
 
+@pytest.mark.parametrize("args", [["stat", "0"], ["send", "0", "x"], ["receive", "0x0", "--nowait"], ["rm", "0"]])
+def test_key_0_names_no_queue_and_makes_none(args):
+    before = queue_ids()
+    err = one_line_error(cli(*args), 2)
+    assert "IPC_PRIVATE" in err and "--id" in err
+    assert queue_ids() == before  # msgget(IPC_PRIVATE) would have made one
+
+
 def test_missing_queue_is_one_line_naming_it(free_key):
     err = one_line_error(cli("stat", hex(free_key)))
     assert f"{free_key:#010x}" in err and "create" in err

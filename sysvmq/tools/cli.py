@@ -20,6 +20,7 @@ from sysvmq.tools.parsing import (
     FAILED,
     NOTHING,
     OK,
+    PRIVATE_KEY,
     USAGE,
     UsageError,
     open_queue,
@@ -160,6 +161,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
     targets = [(MessageQueue, key) for key in args.keys] + [(MessageQueue.from_id, msqid) for msqid in args.ids or []]
     if not targets:
         raise UsageError("name at least one KEY or --id ID")
+    if 0 in args.keys:  # msgget would make a new queue, to remove it at once
+        raise UsageError(PRIVATE_KEY)
     failed = 0
     for opener, name in targets:
         try:

@@ -14,6 +14,7 @@ __all__ = [
     "NOTHING",
     "EXIT_STATUSES",
     "UsageError",
+    "PRIVATE_KEY",
     "parse_key",
     "parse_id",
     "parse_type",
@@ -43,6 +44,9 @@ EXIT_STATUSES = f"""exit status:
 
 class UsageError(Exception):
     """Arguments that parse but do not go together: exit status 2."""
+
+
+PRIVATE_KEY = "key 0 is IPC_PRIVATE, shared by every private queue: name those by --id ID"
 
 
 _DECIMAL = re.compile(r"-?[0-9]+\Z")
@@ -143,4 +147,7 @@ def open_queue(args: argparse.Namespace, create: bool = False, exclusive: bool =
         return MessageQueue.from_id(args.id)
     if args.key is None:
         raise UsageError("name the queue by KEY or --id ID")
-    return MessageQueue(parse_key(args.key), create=create, exclusive=exclusive, mode=mode)
+    key = parse_key(args.key)
+    if key == 0 and not create:  # msgget would make a new queue, never find one
+        raise UsageError(PRIVATE_KEY)
+    return MessageQueue(key, create=create, exclusive=exclusive, mode=mode)

@@ -14,7 +14,7 @@ from sysvmq.errors import PermissionDeniedError, QueueNotFoundError, QueueRemove
 from sysvmq.queue import MessageQueue
 from sysvmq.stats import QueueStats, queues
 from sysvmq.tools.output import escape
-from sysvmq.tools.parsing import OK, UsageError
+from sysvmq.tools.parsing import OK, PRIVATE_KEY, UsageError
 from sysvmq.tools.terminal import Events, Screen, output_fd
 
 __all__ = ["Row", "Target", "sample", "plain_lines", "screen_lines", "sparkline", "fill_bar", "run"]
@@ -42,7 +42,7 @@ class Row(NamedTuple):
 def targets_from(keys: Sequence[int], ids: Sequence[int]) -> List[Target]:
     """The named queues in the order given, each once; key 0 (IPC_PRIVATE) is refused."""
     if 0 in keys:
-        raise UsageError("key 0 is IPC_PRIVATE, shared by every private queue: name those by --id ID")
+        raise UsageError(PRIVATE_KEY)
     named = [Target(False, key) for key in keys] + [Target(True, msqid) for msqid in ids]
     return list(dict.fromkeys(named))
 

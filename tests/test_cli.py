@@ -491,17 +491,20 @@ def read_once_full(read, process, within=30):
         chunks.append(chunk)
 
 
-@pytest.mark.parametrize("command", ["receive", "watch"])
+@pytest.mark.parametrize("command", ["receive", "watch", "ls"])
 def test_a_non_blocking_stdout_that_fills_is_waited_for_not_an_error(mq, command):
     mq.send(b"a" * 8000)  # a record twice the pipe's size
     # A refresh of 61 lines, more than the pipe holds: written at once, it fills the pipe to the brim.
     absent = [str(2**31 - 1 - i) for i in range(60)]
-    args = [*absent, "--count", "2", "--interval", "0.001"] if command == "watch" else []
+    argv = {
+        "receive": ["receive", "--id", str(mq.id)],
+        "watch": ["watch", "--id", str(mq.id), *absent, "--count", "2", "--interval", "0.001"],
+        "ls": ["ls", "--json"],  # 20 queues, 300 bytes each: printed, not written to the descriptor
+    }[command]
+    others = [sysvmq.MessageQueue(sysvmq.IPC_PRIVATE, create=True) for _ in range(20 if command == "ls" else 0)]
     read, write = a_full_non_blocking_pipe()
     try:
-        process = subprocess.Popen(
-            [script(), command, "--id", str(mq.id), *args], stdout=write, stderr=subprocess.PIPE, env=child_env()
-        )
+        process = subprocess.Popen([script(), *argv], stdout=write, stderr=subprocess.PIPE, env=child_env())
         os.close(write)
         write = None
         out = read_once_full(read, process)
@@ -510,9 +513,13 @@ def test_a_non_blocking_stdout_that_fills_is_waited_for_not_an_error(mq, command
         os.close(read)
         if write is not None:
             os.close(write)
+        for other in others:
+            other.destroy()
     if command == "watch":
         lines = out.decode().splitlines()
         assert len(lines) == 2 * 61 and [line.rsplit(" ", 1)[1] for line in lines[:2]] == ["status=ok", "status=absent"]
+    elif command == "ls":
+        assert len(json.loads(out)) == 21
     else:
         assert out == b"a" * 8000 + b"\n" and mq.stats().count == 0  # whole, once
 

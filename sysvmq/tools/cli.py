@@ -34,7 +34,15 @@ from sysvmq.tools.parsing import (
     parse_type,
 )
 from sysvmq.tools.signals import STOP_SIGNALS
-from sysvmq.tools.streams import InputClosed, discard_stdout, hold_closed_streams, input_fd, lines_of, read_all
+from sysvmq.tools.streams import (
+    InputClosed,
+    discard_stdout,
+    hold_closed_streams,
+    input_fd,
+    lines_of,
+    read_all,
+    wait_on_stdout,
+)
 
 EXAMPLES = {
     "ls": "sysvmq ls\n  sysvmq ls --json | jq '.[].key'",
@@ -338,6 +346,7 @@ WRITES = frozenset({"ls", "stat", "receive", "rm", "limits", "demo", "bench", "w
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     hold_closed_streams()
+    wait_on_stdout()
     # Every command that waits (send for room or for its input, as much as receive) ends on
     # a stop signal, even one the parent left blocked; one it ignores stays ignored.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

@@ -1,12 +1,22 @@
 """The command's standard streams: those the parent closed, the last flush of standard
 output, and standard input read line by line as it arrives."""
 
+import io
 import os
 import select
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
-__all__ = ["InputClosed", "hold_closed_streams", "discard_stdout", "input_fd", "read_all", "lines_of", "write_all"]
+__all__ = [
+    "InputClosed",
+    "hold_closed_streams",
+    "discard_stdout",
+    "input_fd",
+    "read_all",
+    "lines_of",
+    "write_all",
+    "wait_on_stdout",
+]
 
 
 class InputClosed(Exception):
@@ -53,6 +63,40 @@ def write_all(fd: int, data: bytes) -> None:
             poller = select.poll()
             poller.register(fd, select.POLLOUT)
             poller.poll()  # POLLERR and POLLHUP too: the write that follows says what they are
+
+
+class _Waiting(io.RawIOBase):
+    """A descriptor each write goes to whole (write_all)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        write_all(self.fd, chunk)
+        return len(chunk)
+
+
+def wait_on_stdout() -> None:
+    """Have sys.stdout wait for room where the parent left standard output non-blocking:
+    print() would otherwise fail with EAGAIN on a full pipe or terminal."""
+    stream = sys.stdout
+    if stream is None or os.get_blocking(stream.fileno()):
+        return
+    stream.flush()
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_Waiting(stream.fileno())),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=bool(stream.line_buffering),
+    )
 
 
 def input_fd() -> int:

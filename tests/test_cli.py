@@ -209,6 +209,23 @@ def test_rm_by_key_and_id_reports_each(make_queue, free_key):
     assert f"{free_key:#010x}" in err
 
 
+def test_rm_removes_every_queue_named_when_the_reader_of_its_report_left():
+    named = [sysvmq.MessageQueue(sysvmq.IPC_PRIVATE, create=True) for _ in range(300)]  # a report of 10 KiB
+    ids = {mq.id for mq in named}
+    read, write = os.pipe()
+    os.close(read)  # `sysvmq rm ... | head -1`, the head gone before the first line
+    try:
+        result = subprocess.run(
+            [script(), "rm", "--id", *map(str, ids)], stdout=write, stderr=subprocess.PIPE, timeout=60, env=child_env()
+        )
+        left = ids & queue_ids()
+    finally:
+        os.close(write)
+        for msqid in ids & queue_ids():
+            sysvmq.MessageQueue.from_id(msqid).destroy()
+    assert (result.returncode, result.stderr, len(left)) == (0, b"", 0)
+
+
 def test_limits_table_and_json(limits):
     data = json.loads(cli("limits", "--json", check=True).stdout)
     assert set(data) == set(sysvmq.Limits.__dataclass_fields__)

@@ -180,6 +180,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
         except SysVMQError as e:
             print(f"sysvmq rm: {e}", file=sys.stderr)
             failed += 1
+        except BrokenPipeError:
+            discard_stdout()  # the reader left (`| head`): the report ends, the removals go on
     return 1 if failed else 0
 
 

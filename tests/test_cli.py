@@ -620,6 +620,26 @@ def test_stop_signals_the_parent_left_blocked_still_stop_a_send_waiting_for_room
     assert payloads(mq) == [b"12"]
 
 
+@pytest.mark.parametrize("command", ["receive", "send"])
+def test_a_ctrl_c_pending_while_blocked_is_status_130_before_anything_is_done(mq, command):
+    mq.send(b"kept")
+
+    def pending():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+        os.kill(os.getpid(), signal.SIGINT)  # stays pending across exec
+
+    result = subprocess.run(
+        [script(), command, "--id", str(mq.id), *(["x"] if command == "send" else [])],
+        capture_output=True,
+        preexec_fn=pending,
+        timeout=30,
+        env=child_env(),
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (130, b"", b"")
+    assert payloads(mq) == [b"kept"]
+
+
 def nohup():
     """What `nohup` does to the command it starts: SIGHUP ignored."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

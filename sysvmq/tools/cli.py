@@ -349,9 +349,6 @@ WRITES = frozenset({"ls", "stat", "receive", "rm", "limits", "demo", "bench", "w
 def main(argv: Optional[Sequence[str]] = None) -> int:
     hold_closed_streams()
     wait_on_stdout()
-    # Every command that waits (send for room or for its input, as much as receive) ends on
-    # a stop signal, even one the parent left blocked; one it ignores stays ignored.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     command, status = "sysvmq", None
     try:
         try:
@@ -378,6 +375,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.command in WRITES and sys.stdout is None:
             raise OutputClosed("standard output cannot be written (it is closed); nothing was done")
+        # Every command that waits (send for room or for its input, as much as receive) ends
+        # on a stop signal, even one the parent left blocked (here, where a Ctrl-C that was
+        # pending is status 130); one it ignores stays ignored.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130

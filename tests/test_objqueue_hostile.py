@@ -328,3 +328,38 @@ def test_an_interrupt_while_the_decode_error_is_built_leaves_the_message(make_q,
     with pytest.raises(KeyboardInterrupt):
         q.get_nowait()
     assert q.message_queue.receive(block=False) == b"not json{"
+
+
+class Undescribable(Exception):
+    """A serializer's error whose text cannot be made (a bug in a third-party library)."""
+
+    def __str__(self) -> str:
+        raise TypeError("__str__ of a broken exception")
+
+
+def test_a_decode_error_that_cannot_be_described_leaves_the_message(make_q):
+    class Fails:
+        dumps = staticmethod(pickle.dumps)
+
+        @staticmethod
+        def loads(data: bytes) -> Any:
+            raise Undescribable
+
+    q = make_q(serializer=Fails(), trust_senders=True)
+    q.put(1)
+    with pytest.raises(TypeError, match="broken exception"):
+        q.get_nowait()
+    assert q.message_queue.receive(block=False) == pickle.dumps(1)
+
+
+def test_memory_running_out_while_the_decode_error_is_built_leaves_the_message(make_q, monkeypatch):
+    q = make_q(serializer=json)
+    q.message_queue.send(b"not json{")
+
+    def no_memory(serializer: Any) -> str:
+        raise MemoryError
+
+    monkeypatch.setattr(sysvmq.objqueue, "_serializer_name", no_memory)
+    with pytest.raises(MemoryError):
+        q.get_nowait()
+    assert q.message_queue.receive(block=False) == b"not json{"

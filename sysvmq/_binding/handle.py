@@ -42,7 +42,7 @@ from sysvmq._args import Options, bad_type, check_send_type, deadline_ns, second
 from sysvmq._binding import process, system
 from sysvmq._binding.c import IPC_NOWAIT, MSG_COPY, ffi, lib
 from sysvmq._log import debug
-from sysvmq.errors import MessageTooLargeError, SysVMQError, error_for
+from sysvmq.errors import MessageDecodeError, MessageTooLargeError, SysVMQError, error_for
 
 __all__ = [
     "HELD",
@@ -376,16 +376,18 @@ class Handle:
 
     def _receive_then(self, mtype: int, options: Options, then: Callable[[bytes], _T]) -> _T:
         """One message with checked options, its payload handed to `then`, whose result is
-        returned. An Exception `then` raises is its own: the message is handed over with it
-        (sysvmq.Queue's MessageDecodeError carries it). Anything else that stops `then` (a
-        signal handler's KeyboardInterrupt while it runs) returns the message (the return rule)."""
+        returned. A MessageDecodeError `then` raises hands the message over: it carries it
+        (sysvmq.Queue's). Anything else that stops `then` returns the message (the return
+        rule): a signal handler's KeyboardInterrupt while it runs, or an error raised while
+        that MessageDecodeError is built (MemoryError, a serializer's exception whose text
+        cannot be made), which would carry nothing."""
         got = None
         try:
             got = self._receive_one(mtype, options)
             return then(got[2])
-        except Exception:
-            raise  # nothing was taken, or `then` failed and handed the message over
-        except BaseException as error:
+        except MessageDecodeError:
+            raise  # `then` failed and handed the message over on it
+        except BaseException as error:  # nothing was taken, or the message goes back
             if got is not None and return_copy(self._h, got[1], got[2], got[0]) < 0:
                 undelivered(error, [new_message(got[1:])])
             raise

@@ -345,6 +345,30 @@ def test_a_message_that_cannot_go_back_to_a_full_queue_is_on_the_exception(mq, m
     assert sorted(on_error + mq.receive_many(10, block=False)) == [b"A" * 8, b"B" * 8]
 
 
+@pytest.mark.parametrize("method, call, after_take", QUEUE_FULL.values(), ids=QUEUE_FULL.keys())
+def test_a_message_on_the_exception_is_not_waited_for_at_exit(mq, method, call, after_take):
+    # The queue is removed (ipcrm) between the take and the interrupt: the message cannot go
+    # back, and rides on the exception, which the application keeps to read it. The process
+    # that exits then (sysvmq._binding.process) must not wait FINISH_SECONDS for a buffer
+    # that still seems to hold it.
+    from sysvmq._binding import process
+
+    mq.send(b"A" * 8)
+    removed = []
+
+    def removed_after_the_take(f):
+        if after_take(f) and not removed:
+            mq.destroy()
+            removed.append(True)
+        return bool(removed)
+
+    error = raised_by_a_tracer(method.__code__, removed_after_the_take, lambda: call(mq))
+    assert error.undelivered == [sysvmq.Message(1, b"A" * 8)]  # type: ignore[attr-defined]
+    buffers, batches = process.watched()
+    assert [rb.held for rb in buffers if rb.held >= 0] == []
+    assert [batch.held for batch in batches if batch.held > 0] == []
+
+
 def full_with_a_sender_waiting(mq):
     """A queue holding one 8-byte message, full, with a sender asleep waiting for room."""
     mq.set(max_bytes=8)

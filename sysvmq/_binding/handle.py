@@ -360,8 +360,9 @@ class Handle:
         got = None
         try:
             n = self._receive_loop(mtype, options, buffer, dest)
-            got = n, fields[MTYPE], b"" if dest is not _NULL else view[:n]
-            fields[HELD] = -1  # handed over: the buffer holds nothing
+            # Handed over: the buffer holds nothing. One statement, so that nothing can raise
+            # between the copy and the reset (the copy is returned from then on).
+            got, fields[HELD] = (n, fields[MTYPE], b"" if dest is not _NULL else view[:n]), -1
             self._buffers.append(buffer)
             return got
         except BaseException as error:  # the return rule (module docstring)
@@ -427,8 +428,7 @@ class Handle:
                 if n != _EINTR:
                     raise self._receive_error(-n, None)
                 n = _receive(rb, self._max_size, mtype, flags | IPC_NOWAIT, -1, _NULL, _NULL)
-            message = new_message((fields[MTYPE], view[:n]))
-            fields[HELD] = -1  # handed over: the buffer holds nothing
+            message, fields[HELD] = new_message((fields[MTYPE], view[:n])), -1  # handed over, as in _receive_one
             self._buffers.append(buffer)
             return message
         except BaseException as error:  # the return rule (module docstring): the C call first
@@ -471,6 +471,7 @@ class Handle:
             if lib.sysvmq_return_many(batch) < 0:
                 left = range(total - batch.held, total)
                 undelivered(error, [new_message((types[i], view[offsets[i] : offsets[i] + lens[i]])) for i in left])
+                batch.held = 0  # they ride on the exception: nothing for an exiting process to wait for
             raise
         batch.held = 0  # in Python now (see sysvmq.queue's receive)
         batches += (buffer,)  # not a call: CPython 3.11+ runs no signal handler before the return

@@ -58,6 +58,15 @@ def _serializer_name(serializer: Any) -> str:
     return type_name(serializer)
 
 
+def _text_of(error: BaseException) -> str:
+    """`str(error)`, or what a traceback shows where a third-party exception's own
+    ``__str__`` fails: a decode error is still built, and still carries its message."""
+    try:
+        return str(error)
+    except Exception:
+        return "<exception str() failed>"
+
+
 def _needs_trust(serializer: Any) -> bool:
     """Whether `serializer`'s loads may run code or crash on a hostile message.
 
@@ -380,7 +389,7 @@ class Queue(ClosesOnExit):
             data,
             self._type,
             f"get from {self._where()}: {_serializer_name(self._serializer)}.loads failed on a "
-            f"message of {len(data)} bytes ({type_name(e)}: {e}); the message was taken off the queue, "
+            f"message of {len(data)} bytes ({type_name(e)}: {_text_of(e)}); the message was taken off the queue, "
             f"its bytes are on this exception as .data",
         )
 

@@ -135,9 +135,14 @@ int sysvmq_return_many(sysvmq_batch *b);
 int sysvmq_return_copy(sysvmq_handle *h, long mtype, const char *data, size_t len);
 
 /* The process exits (an atexit handler): from now on every handle counts as closed in
- * every other thread, and a message a receive there takes goes back to its queue; wakes
- * every waiter of another thread, then waits up to `seconds` until no receive is inside
- * and none of the buffers holds a message Python has not copied out: 0, or -ETIMEDOUT. */
+ * every other thread, and a message a receive there takes goes back to its queue.  Called
+ * before the buffers to wait for are listed: a receive that starts after the list was
+ * made (its buffer new, not in it) then takes nothing. */
+void sysvmq_finish_begins(void);
+
+/* Then (sysvmq_finish_begins, if not called already): wakes every waiter of another
+ * thread, then waits up to `seconds` until no receive is inside and none of the buffers
+ * holds a message Python has not copied out: 0, or -ETIMEDOUT. */
 int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches,
                   double seconds);
 

@@ -65,14 +65,19 @@ static int sysvmq_held(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **ba
     return 0;
 }
 
-static int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches,
-                         double seconds)
+static void sysvmq_finish_begins(void)
 {
-    long long deadline = sysvmq_monotonic_ns() + (long long)(seconds * 1e9);
     pthread_mutex_lock(&sysvmq_lock);
     sysvmq_finisher = pthread_self();
     __atomic_store_n(&sysvmq_finishing, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&sysvmq_lock);
+}
+
+static int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches,
+                         double seconds)
+{
+    long long deadline = sysvmq_monotonic_ns() + (long long)(seconds * 1e9);
+    sysvmq_finish_begins();
     /* Kicked again each round: a signal that came just before a waiter entered the
      * kernel is lost (waiters.c). */
     while (__atomic_load_n(&sysvmq_receivers_inside, __ATOMIC_SEQ_CST) > 0 ||

@@ -213,3 +213,48 @@ def test_the_buffers_an_exit_waits_for_are_read_while_other_threads_make_new_one
     made.clear()
     gc.collect()  # nothing of this test is left for the exit to read
     assert not any(isinstance(b, Buffer) for b in process.watched()[0])
+
+
+LATE_FIRST_RECEIVE = """
+import sys, threading
+import sysvmq
+from sysvmq._binding import process
+
+msqid = int(sys.argv[1])
+listed = process.watched
+
+
+def watched():
+    # The exit lists the buffers to wait for; just then another thread makes its first
+    # receive buffer (a handle of its own) and receives: a buffer the exit never sees.
+    buffers = listed()
+    outcome = []
+
+    def late():
+        try:
+            outcome.append(sysvmq.MessageQueue.from_id(msqid).receive(block=False))
+        except sysvmq.QueueEmptyError as e:
+            outcome.append(type(e).__name__)
+
+    thread = threading.Thread(target=late)
+    thread.start()
+    thread.join(30)
+    print(outcome)
+    return buffers
+
+
+process.watched = watched
+"""
+
+
+def test_a_receive_that_starts_after_the_exit_listed_the_buffers_takes_nothing(mq):
+    mq.send(b"kept")
+    child = subprocess.run(
+        [sys.executable, "-c", LATE_FIRST_RECEIVE, str(mq.id)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (child.returncode, child.stdout, child.stderr) == (0, "['QueueEmptyError']\n", "")
+    assert mq.receive(block=False) == b"kept"  # in the kernel still, not in a buffer the exit did not wait for

@@ -63,6 +63,9 @@ def watched() -> Tuple[List[Any], List[Any]]:
 
 @atexit.register
 def _finish() -> None:
+    # First: a receive another thread starts from now on takes nothing, so one whose buffer
+    # is made after the list below is copied has nothing for the exit to wait for.
+    lib.sysvmq_finish_begins()
     buffers, batches = watched()
     lib.sysvmq_finish(
         ffi.new("sysvmq_rbuf *[]", buffers),

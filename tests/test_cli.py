@@ -282,6 +282,8 @@ def test_demo_succeeds_where_the_parent_ignores_sigchld():
         (["receive", "0x1", "--type", "99999999999999999999"], 2),  # beyond a C long
         (["send", "0x1", "x", "--type", "0"], 2),
         (["send", "0x1", "x", "--type", "-3"], 2),
+        (["send", "0x1", "x", "--lines"], 2),  # --lines reads standard input, not a MESSAGE
+        (["send", "--id", "1", "x", "--lines"], 2),
     ],
 )
 def test_usage_errors(args, code):

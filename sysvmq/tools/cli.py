@@ -61,6 +61,8 @@ EXAMPLES = {
 def cmd_send(args: argparse.Namespace) -> int:
     if args.id is not None and args.key is not None and args.message is None:
         args.message, args.key = args.key, None  # `send --id 3 hello`: the one positional is the message
+    if args.lines and args.message is not None:
+        raise UsageError("--lines sends the lines of standard input: give no MESSAGE with it")
     fd = None if args.message is not None else input_fd()  # before a queue is made for nothing
     mq = open_queue(args, create=args.create, exclusive=args.exclusive)
     options: Dict[str, Any] = {"type": args.type, "block": not args.nowait, "timeout": args.timeout}

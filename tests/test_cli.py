@@ -277,6 +277,7 @@ def test_demo_succeeds_where_the_parent_ignores_sigchld():
         (["receive", "0x1", "--timeout", "-1"], 2),
         (["receive", "0x1", "--timeout", "nan"], 2),
         (["send", "0x1", "x", "--timeout", "inf"], 2),
+        (["receive", "0x1", "--timeout", "9" * 400], 2),  # digits past a double's range: inf
         (["receive", "0x1", "--nowait", "--timeout", "1"], 2),
         (["send", "0x1", "x", "--nowait", "--timeout", "1"], 2),
         (["receive", "0x1", "--type", "99999999999999999999"], 2),  # beyond a C long
@@ -1018,6 +1019,46 @@ def test_a_non_blocking_stdin_is_read_to_its_end(mq):
         if write is not None:
             os.close(write)
     assert mq.receive_many(10, block=False) == [b"the first part, then the rest"]
+
+
+def another_reader_takes_the_first_read(monkeypatch, fd):
+    """os.read as it goes for a reader that shares a non-blocking input with another one:
+    poll() said there was input, but the other took it first (EAGAIN), once."""
+    from sysvmq.tools import streams
+
+    real, taken = os.read, []
+
+    def read(read_fd, n):
+        if read_fd == fd and not taken:
+            taken.append(n)
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real(read_fd, n)
+
+    monkeypatch.setattr(streams.os, "read", read)
+    return taken
+
+
+@pytest.mark.parametrize("reader", ["read_all", "lines_of"])
+def test_input_another_reader_took_first_is_waited_for_again(monkeypatch, reader):
+    from sysvmq.tools import streams
+
+    read, write = os.pipe()
+    stop_read, stop_write = os.pipe()
+    try:
+        os.set_blocking(read, False)
+        os.write(write, b"one\ntwo")
+        os.close(write)
+        write = None
+        taken = another_reader_takes_the_first_read(monkeypatch, read)
+        reads = {
+            "read_all": lambda: streams.read_all(read, 100),
+            "lines_of": lambda: b"|".join(streams.lines_of(read, stop_read, 100)),
+        }
+        assert reads[reader]() == (b"one\ntwo" if reader == "read_all" else b"one|two") and taken
+    finally:
+        for fd in (read, write, stop_read, stop_write):
+            if fd is not None:
+                os.close(fd)
 
 
 def with_descriptors_up_to(highest):

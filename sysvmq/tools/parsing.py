@@ -129,7 +129,10 @@ def parse_timeout(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"not a number of seconds: {text!r} (use decimal digits, e.g. 0.5; leave out --timeout to wait for good)"
         )
-    return float(text)
+    seconds = float(text)
+    if math.isinf(seconds):  # digits past a double's range
+        raise argparse.ArgumentTypeError(f"too many seconds: {text[:20]}... (leave out --timeout to wait for good)")
+    return seconds
 
 
 def open_queue(args: argparse.Namespace, create: bool = False, exclusive: bool = False) -> MessageQueue:

@@ -116,7 +116,10 @@ def read_all(fd: int, longest: int) -> bytes:
     poller.register(fd, select.POLLIN)
     while True:
         poller.poll()
-        chunk = os.read(fd, 65536)
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue  # another reader of a shared, non-blocking input took what poll() saw
         if not chunk:
             return bytes(data)
         data += chunk
@@ -139,7 +142,10 @@ def lines_of(fd: int, stop_fd: int, longest: int) -> Iterator[bytes]:
         ready = [ready_fd for ready_fd, _ in poller.poll()]
         if stop_fd in ready:
             break
-        chunk = os.read(fd, 65536)
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue  # another reader of a shared, non-blocking input took what poll() saw
         if not chunk:
             break
         pending += chunk

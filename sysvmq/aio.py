@@ -83,6 +83,23 @@ class NoThreadAtExit(RuntimeError):
     (in a thread that is not the exiting one, a receive then takes nothing: sysvmq._binding.process)."""
 
 
+def _unpatched(module: str, name: str) -> Any:
+    """`module.name` as the standard library has it, even under gevent's monkey-patching
+    (gevent is never imported here): a worker must be an operating-system thread, which
+    waits in the kernel while the event loop goes on. A greenlet waiting in msgrcv would
+    hold the one thread the loop and every greenlet share, until a message came."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        return monkey.get_original(module, name)
+    return getattr(sys.modules[module], name)
+
+
+def _greenlet_threads() -> bool:
+    """Whether threading's threads are greenlets: gevent monkey-patched it."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
+
+
 class _Workers:
     """Daemon threads for the calls that must wait: as many as calls wait at once.
 
@@ -94,8 +111,8 @@ class _Workers:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = _unpatched("_thread", "allocate_lock")()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = _unpatched("queue", "SimpleQueue")()
         self._idle = 0  # waiting workers not yet promised to a submitted job
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -104,9 +121,8 @@ class _Workers:
                 self._idle -= 1
                 self._jobs.put(job)
                 return
-        worker = threading.Thread(target=self._run, args=(job,), name="sysvmq-async", daemon=True)
         try:
-            worker.start()
+            self._start(job)
         except RuntimeError as e:
             if "shutdown" not in str(e) and not sys.is_finalizing():
                 raise self._no_thread(e) from None
@@ -115,6 +131,12 @@ class _Workers:
             raise NoThreadAtExit(str(e)) from None
         except MemoryError as e:
             raise self._no_thread(e) from None
+
+    def _start(self, job: Callable[[], None]) -> None:
+        if _greenlet_threads():  # an unnamed thread of the system's own
+            _unpatched("_thread", "start_new_thread")(self._run, (job,))
+        else:
+            threading.Thread(target=self._run, args=(job,), name="sysvmq-async", daemon=True).start()
 
     @staticmethod
     def _no_thread(e: BaseException) -> ResourceLimitError:

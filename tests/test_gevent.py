@@ -131,3 +131,57 @@ def test_blocking_calls_in_gevents_thread_pool_let_greenlets_run_and_close(mq):
     assert mq.stats().count == 0
     with pytest.raises(sysvmq.QueueEmptyError):
         mq.receive(block=False)
+
+
+ASYNCIO_CHILD = r"""
+import asyncio, json, sys, time
+from gevent import monkey
+monkey.patch_all()
+import sysvmq
+
+mq = sysvmq.MessageQueue.from_id(int(sys.argv[1]))
+seen = {}
+
+
+async def main():
+    start = time.monotonic()
+    try:
+        await asyncio.wait_for(mq.receive_async(), 0.3)
+    except asyncio.TimeoutError:
+        seen["timed out"] = time.monotonic() - start
+    waiting = asyncio.ensure_future(mq.receive_async(type=3, timeout=30))
+    await asyncio.sleep(0.05)  # it most likely waits in its worker by now; taken at once, it passes too
+    await mq.send_async(b"hello", type=3)
+    seen["received"] = (await waiting).decode()
+    other = sysvmq.MessageQueue.from_id(mq.id)
+    waiting = asyncio.ensure_future(other.receive_async(type=4))
+    await asyncio.sleep(0.05)  # as above: closed before it waits, it fails the same way
+    other.close()
+    try:
+        await asyncio.wait_for(waiting, 10)
+    except sysvmq.QueueClosedError:
+        seen["closed"] = True
+
+
+asyncio.run(main())
+print(json.dumps(seen), flush=True)
+"""
+
+
+def test_async_calls_under_patch_all_wait_in_real_threads(mq):
+    # Under patch_all, threading's threads are greenlets: a worker greenlet blocked in
+    # msgrcv held the one thread, and the event loop with it, until a message came.
+    need_gevent()
+    child = subprocess.run(
+        [sys.executable, "-c", ASYNCIO_CHILD, str(mq.id)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert child.returncode == 0, child.stderr
+    seen = json.loads(child.stdout)
+    assert 0.25 <= seen["timed out"] < 5
+    assert seen["received"] == "hello"
+    assert seen["closed"] is True
+    assert mq.stats().count == 0

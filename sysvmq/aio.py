@@ -45,7 +45,7 @@ import queue
 import sys
 import threading
 from types import ModuleType
-from typing import Any, Callable, Optional, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from sysvmq._binding.system import cancel, new_token, report
 from sysvmq.errors import ResourceLimitError
@@ -133,10 +133,13 @@ class _Workers:
             raise self._no_thread(e) from None
 
     def _start(self, job: Callable[[], None]) -> None:
+        # The job goes in a list the thread empties: a Thread keeps its arguments as long as it
+        # runs, and a job holds its call's coroutine and data.
+        first = [job]
         if _greenlet_threads():  # an unnamed thread of the system's own
-            _unpatched("_thread", "start_new_thread")(self._run, (job,))
+            _unpatched("_thread", "start_new_thread")(self._run, (first,))
         else:
-            threading.Thread(target=self._run, args=(job,), name="sysvmq-async", daemon=True).start()
+            threading.Thread(target=self._run, args=(first,), name="sysvmq-async", daemon=True).start()
 
     @staticmethod
     def _no_thread(e: BaseException) -> ResourceLimitError:
@@ -146,10 +149,12 @@ class _Workers:
             "threads or memory (ulimit -u, ulimit -v, kernel.threads-max); nothing was sent or taken",
         )
 
-    def _run(self, job: Optional[Callable[[], None]]) -> None:
+    def _run(self, first: List[Callable[[], None]]) -> None:
+        job: Optional[Callable[[], None]] = first.pop()
         while True:
             if job is not None:
                 job()
+                job = None  # an idle worker keeps nothing of its last call (its coroutine, its data)
                 with self._lock:
                     self._idle += 1
             try:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 from conftest import child_env
@@ -500,11 +501,16 @@ def threads_now():
 
 def threads_in_msgrcv():
     """How many threads of this process sleep in the kernel's msgrcv."""
+    return threads_in("do_msgrcv")
+
+
+def threads_in(wchan):
+    """How many threads of this process sleep in the kernel function `wchan`."""
     count = 0
     for tid in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{tid}/wchan") as f:
-                count += f.read() == "do_msgrcv"
+                count += f.read() == wchan
         except FileNotFoundError:  # the thread ended meanwhile
             pass
     return count
@@ -613,6 +619,30 @@ def test_the_workers_of_closed_loops_end_without_a_message(mq):
     for i in range(4):
         mq.send(b"%d" % i)
     assert mq.stats().count == 4  # the workers took nothing on their way out
+
+
+def test_an_idle_worker_keeps_nothing_of_its_calls(mq, monkeypatch):
+    # Its event loop, coroutine and data: a worker lives on for seconds after its last call.
+    monkeypatch.setattr(sysvmq.aio, "submit", sysvmq.aio._Workers().submit)  # a new thread, then it again
+    mq.set(max_bytes=4)
+    mq.send(b"full")
+
+    async def main():
+        task = asyncio.ensure_future(mq.send_async(b"next", type=2))
+        await until(lambda: threads_in("do_msgsnd") > 0)
+        assert mq.receive() == b"full"
+        await asyncio.wait_for(task, 5)
+        assert mq.receive() == b"next"
+        mq.send(b"full")
+
+    for _ in range(2):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(main())
+        loop.close()
+        gone = weakref.ref(loop)
+        del loop
+        gc.collect()
+        assert gone() is None
 
 
 def test_each_receive_in_line_keeps_its_own_timeout(mq):

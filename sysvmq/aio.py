@@ -14,7 +14,8 @@ message is then taken in the event loop's thread, with IPC_NOWAIT, by the very
 coroutine that returns it. So no message is ever held only in this process's
 memory: not when the call is cancelled, the handle closed, the event loop
 stopped or closed (or the trio run over), or the process forked; and a worker
-whose event loop was closed ends without a message coming. A zero-length
+whose event loop was closed ends without a message coming (a send's, without
+sending: it looks for its loop every ALIVE_SECONDS as it waits for room). A zero-length
 message fits a zero-byte buffer; the worker puts it back at once, at the end of
 the queue.
 
@@ -51,11 +52,13 @@ from sysvmq._binding.system import cancel, new_token, report
 from sysvmq.errors import ResourceLimitError
 
 __all__ = [
+    "ALIVE_SECONDS",
     "REKICK_SECONDS",
     "AsyncioRunner",
     "Gone",
     "Job",
     "NoThreadAtExit",
+    "StillWaiting",
     "TrioRunner",
     "checkpoint",
     "current_runner",
@@ -73,6 +76,8 @@ _Outcome = Tuple[bool, Any]  # (succeeded, value or exception)
 
 #: How often a cancelled call's thread is signalled again until it has left the kernel.
 REKICK_SECONDS = 0.001
+#: How often a waiting worker looks whether its event loop was closed (or its trio run ended).
+ALIVE_SECONDS = 0.5
 #: How long a worker thread waits for another call before it exits.
 _IDLE_SECONDS = 10.0
 
@@ -209,6 +214,11 @@ async def checkpoint() -> None:
 
 class Gone(Exception):
     """The event loop is closed (the trio run is over): nobody awaits what a worker posts."""
+
+
+class StillWaiting(Exception):
+    """A worker's call waited as long as it was asked to, and its own deadline has not come:
+    the worker looks whether its event loop is still there before it waits on."""
 
 
 class AsyncioRunner:
@@ -394,22 +404,37 @@ def _settle(runner: Runner, job: Job, outcome: _Outcome, finished: Optional[Call
         finished(job)
 
 
-async def in_thread(call: Callable[[Any], _T]) -> _T:
-    """Run `call(token)` on a worker thread; on cancellation stop it, then re-raise.
+async def in_thread(call: Callable[[Any, float], _T]) -> _T:
+    """Run `call(token, seconds)` on a worker thread; on cancellation stop it, then re-raise.
 
     `call` takes the sysvmq_token that cancels it, and must leave the queue as it
-    found it when it fails or is cancelled. Runs under asyncio or trio. (Receives
-    wait in line instead, sysvmq.aioline: one thread for many.)
+    found it when it fails or is cancelled. It waits at most `seconds`, then raises
+    StillWaiting if its own deadline has not come: it is called again while its event
+    loop is there, and a worker whose loop was closed (with the call pending, not
+    cancelled) ends within ALIVE_SECONDS, having done nothing. Runs under asyncio or
+    trio. (Receives wait in line instead, sysvmq.aioline: one thread for many.)
     """
     runner = current_runner()
     job = Job(runner.signal())
-    start(runner, job, call)
+    start(runner, job, lambda token: _while_alive(runner, call, token))
     try:
         await runner.wait(job.done, None)
+    except GeneratorExit:  # the coroutine is being destroyed (its loop closed): it may not wait
+        cancel(job.token)
+        raise
     except BaseException:  # cancelled (asyncio, trio), or KeyboardInterrupt delivered here
         await stop(runner, job)
         raise
     return unwrapped(job.outcome)  # type: ignore[no-any-return]
+
+
+def _while_alive(runner: Runner, call: Callable[[Any, float], _T], token: Any) -> _T:  # in the worker
+    while True:
+        try:
+            return call(token, ALIVE_SECONDS)
+        except StillWaiting:
+            if not runner.alive():
+                raise Gone from None
 
 
 def outcome_of(call: Callable[[Any], _T], token: Any) -> _Outcome:

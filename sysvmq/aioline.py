@@ -21,7 +21,7 @@ message that it could not put back, the next in line gets it, or, with nobody le
 coroutine that stopped it.
 
 A worker whose event loop was closed while coroutines still waited in its line (or whose
-trio run is over) finds it out within _ALIVE_SECONDS: it wakes that often to look, and
+trio run is over) finds it out within aio.ALIVE_SECONDS: it wakes that often to look, and
 then ends, taking nothing.
 """
 
@@ -37,8 +37,6 @@ from sysvmq.errors import QueueTimeoutError
 __all__ = ["receive_in_line"]
 
 _T = TypeVar("_T")
-#: How often a waiting worker looks whether its event loop was closed (or its trio run ended).
-_ALIVE_SECONDS = 0.5
 
 #: What wakes a coroutine in line: (TURN, None): try a take; (HANDED, message): a message
 #: the worker had to take; (FAILED, exception): raise it.
@@ -133,10 +131,10 @@ class _Line:
             del _lines[self.key]
 
     def _wait_alive(self, token: Any) -> Any:  # in the worker thread
-        """The line's wait, looking every _ALIVE_SECONDS whether its loop is still there."""
+        """The line's wait, looking every aio.ALIVE_SECONDS whether its loop is still there."""
         while True:
             try:
-                return self.wait(token, _ALIVE_SECONDS)
+                return self.wait(token, aio.ALIVE_SECONDS)
             except QueueTimeoutError:
                 if not self.runner.alive():
                     raise

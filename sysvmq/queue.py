@@ -47,9 +47,10 @@ from sysvmq._binding.handle import (
     take_type,
     take_within,
 )
+from sysvmq._binding.system import monotonic_ns
 from sysvmq._integers import INT_MAX, INT_MIN, check_int
 from sysvmq.aioline import receive_in_line
-from sysvmq.errors import QueueFullError, SysVMQError, error_for
+from sysvmq.errors import QueueFullError, QueueTimeoutError, SysVMQError, error_for
 from sysvmq.iteration import Messages
 from sysvmq.stats import QueueStats, limits
 
@@ -534,9 +535,22 @@ class MessageQueue(ClosesOnExit, Handle):
         except QueueFullError:
             pass
         try:
-            await aio.in_thread(lambda token: self._send_loop(data, mtype, options, token))
+            await aio.in_thread(lambda token, seconds: self._send_for(data, mtype, options, token, seconds))
         except aio.NoThreadAtExit:
             self._send_loop(data, mtype, options)
+
+    def _send_for(self, data: bytes, mtype: int, options: Options, token: Any, seconds: float) -> None:
+        """send_async's wait in its worker: at most `seconds`, then aio.StillWaiting, unless
+        the deadline of `options` comes first (then the caller's QueueTimeoutError)."""
+        flags, deadline, _ = options
+        until = monotonic_ns() + int(seconds * 1e9)
+        if 0 <= deadline <= until:
+            self._send_loop(data, mtype, options, token)
+            return
+        try:
+            self._send_loop(data, mtype, Options(flags, until, seconds), token)
+        except QueueTimeoutError:
+            raise aio.StillWaiting from None
 
     async def receive_async(
         self, type: int = 0, *, timeout: Optional[float] = None, truncate: bool = False, exclude: bool = False

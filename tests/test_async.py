@@ -621,6 +621,30 @@ def test_the_workers_of_closed_loops_end_without_a_message(mq):
     assert mq.stats().count == 4  # the workers took nothing on their way out
 
 
+def test_the_send_of_a_closed_loop_ends_without_sending(mq, monkeypatch):
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    mq.set(max_bytes=8)
+    mq.send(b"12345678")  # full
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda loop, context: None)  # the task is destroyed pending, on purpose
+    task = loop.create_task(mq.send_async(b"late", type=2))
+    loop.run_until_complete(until(lambda: threads_in("do_msgsnd") > 0))  # its worker waits for room
+    loop.close()  # with the send pending, not cancelled
+    start = time.monotonic()
+    while threads_in("do_msgsnd") and time.monotonic() - start < 5:
+        time.sleep(0.01)
+    assert threads_in("do_msgsnd") == 0  # it waited for room for ever, for a loop long gone
+    assert mq.receive() == b"12345678"  # room at last: nothing comes to take it
+    assert mq.stats().count == 0
+    assert not task.done()  # kept: the worker must not need the garbage collector
+    coroutine = weakref.ref(task.get_coro())
+    del task
+    gc.collect()  # the coroutine is closed: it neither waits for its ended worker nor complains
+    assert coroutine() is None
+    assert unraisable == []
+
+
 def test_an_idle_worker_keeps_nothing_of_its_calls(mq, monkeypatch):
     # Its event loop, coroutine and data: a worker lives on for seconds after its last call.
     monkeypatch.setattr(sysvmq.aio, "submit", sysvmq.aio._Workers().submit)  # a new thread, then it again
@@ -643,6 +667,26 @@ def test_an_idle_worker_keeps_nothing_of_its_calls(mq, monkeypatch):
         del loop
         gc.collect()
         assert gone() is None
+
+
+def test_a_send_that_waits_long_keeps_waiting_and_keeps_its_own_timeout(mq):
+    # Its worker wakes every aio.ALIVE_SECONDS to look for its loop, and waits on.
+    mq.set(max_bytes=4)
+    mq.send(b"full")
+
+    async def main():
+        start = time.monotonic()
+        with pytest.raises(sysvmq.QueueTimeoutError, match=r"timeout of 1\.3 s"):
+            await mq.send_async(b"late", timeout=1.3)
+        assert 1.3 <= time.monotonic() - start < 3
+        task = asyncio.ensure_future(mq.send_async(b"next", type=2))
+        await until(lambda: time.monotonic() - start > 1.3 + 3 * sysvmq.aio.ALIVE_SECONDS)
+        assert not task.done()
+        assert mq.receive() == b"full"
+        await asyncio.wait_for(task, 5)
+
+    run(main())
+    assert mq.receive(block=False) == b"next"
 
 
 def test_each_receive_in_line_keeps_its_own_timeout(mq):

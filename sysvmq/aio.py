@@ -268,12 +268,14 @@ class AsyncioRunner:
             if timer is not None:
                 timer.cancel()
 
-    async def wait_shielded(self, signal: "asyncio.Future[None]", seconds: float) -> None:
-        """Until `signal` fires, at most `seconds`; a cancellation meanwhile is not raised."""
+    async def wait_shielded(self, signal: "asyncio.Future[None]", seconds: float) -> Optional[BaseException]:
+        """Until `signal` fires, at most `seconds`; a cancellation meanwhile is not raised
+        but returned: asyncio delivers it once, and the caller raises it in the end."""
         try:
             await asyncio.wait({signal}, timeout=seconds)
-        except asyncio.CancelledError:
-            pass  # cancelled again: the caller still waits for the worker, then re-raises once
+        except asyncio.CancelledError as e:
+            return e
+        return None
 
 
 class TrioRunner:
@@ -319,9 +321,11 @@ class TrioRunner:
         with self.trio.move_on_at(float("inf") if deadline is None else deadline):
             await signal.wait()
 
-    async def wait_shielded(self, signal: Any, seconds: float) -> None:
+    async def wait_shielded(self, signal: Any, seconds: float) -> Optional[BaseException]:
+        """None: a cancellation meanwhile stands, and the next checkpoint raises it."""
         with self.trio.CancelScope(shield=True), self.trio.move_on_after(seconds):
             await signal.wait()
+        return None
 
 
 def _nothing() -> None:
@@ -365,13 +369,17 @@ def unwrapped(outcome: _Outcome) -> Any:
     return value
 
 
-async def stop(runner: Runner, job: Job) -> None:
+async def stop(runner: Runner, job: Job) -> Optional[BaseException]:
     """Cancel `job` and wait, however often cancelled meanwhile, until its thread has left
-    the kernel: once this returns, the call touches the queue no more."""
+    the kernel: once this returns, the call touches the queue no more. Returns the asyncio
+    cancellation that came meanwhile, held back until then, or None: a caller that raises
+    no exception of its own raises it, or the task would never learn it was cancelled."""
+    held = None
     while not runner.fired(job.done):
         if cancel(job.token) < 0:
             break  # no signal can reach the thread; it leaves when the queue changes
-        await runner.wait_shielded(job.done, REKICK_SECONDS)
+        held = await runner.wait_shielded(job.done, REKICK_SECONDS) or held
+    return held
 
 
 def start(

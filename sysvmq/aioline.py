@@ -173,15 +173,15 @@ class _Line:
         cancel(job.token)
         return job
 
-    async def leave(self, entry: _Entry) -> Any:
+    async def leave(self, entry: _Entry) -> Tuple[Any, Optional[BaseException]]:
         """step_out(), then wait until the stopped worker has left the kernel: a message
-        the coroutine must return after all (nobody else can have it), or None."""
+        the coroutine must return after all (nobody else can have it), or None; and the
+        cancellation that came meanwhile (aio.stop), or None."""
         job = self.step_out(entry)
-        if job is not None:
-            await aio.stop(self.runner, job)
+        held = None if job is None else await aio.stop(self.runner, job)
         orphan, self.orphan = self.orphan, None
         self._forget_if_idle()
-        return orphan
+        return orphan, held
 
 
 async def receive_in_line(
@@ -259,13 +259,15 @@ async def _wait_in(
         line.step_out(entry)
         raise
     except BaseException:  # cancelled (asyncio, trio), or KeyboardInterrupt delivered here
-        orphan = await line.leave(entry)
+        orphan, _ = await line.leave(entry)  # a cancellation meanwhile: this one stands for it
         if orphan is None:
             raise
         return orphan
     if entry.news is not None:
         return None
-    orphan = await line.leave(entry)  # the deadline passed
-    if orphan is None:
-        raise timed_out()
-    return orphan
+    orphan, held = await line.leave(entry)  # the deadline passed
+    if orphan is not None:
+        return orphan
+    if held is not None:  # cancelled as it timed out: it was cancelled
+        raise held
+    raise timed_out()

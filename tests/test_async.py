@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import contextlib
 import gc
 import os
 import random
@@ -687,6 +688,41 @@ def test_a_send_that_waits_long_keeps_waiting_and_keeps_its_own_timeout(mq):
 
     run(main())
     assert mq.receive(block=False) == b"next"
+
+
+def stopping_its_worker(task):
+    """Whether `task` waits in sysvmq.aio.stop: until its worker has left the kernel."""
+    coroutine = task.get_coro()
+    while coroutine is not None and hasattr(coroutine, "cr_code"):
+        if coroutine.cr_code is sysvmq.aio.stop.__code__:
+            return True
+        coroutine = coroutine.cr_await
+    return False
+
+
+def test_a_cancellation_that_comes_as_a_receive_times_out_is_not_lost(mq):
+    async def consume():
+        while True:  # an ordinary consumer: a timeout is no reason to stop
+            with contextlib.suppress(sysvmq.QueueTimeoutError):
+                await mq.receive_async(timeout=0.02)
+
+    async def main():
+        caught = 0
+        for _ in range(5):
+            consumer = asyncio.ensure_future(consume())
+            # Timed out, it stops its worker; it is cancelled right then, before the worker has
+            # left. Looked for at every turn of the loop: the worker leaves within one or two.
+            deadline = time.monotonic() + 10
+            while not stopping_its_worker(consumer):
+                assert time.monotonic() < deadline, "the consumer never stopped its worker"
+                await asyncio.sleep(0)
+            consumer.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(consumer, 5)  # it went on receiving: the cancellation was lost
+            caught += 1
+        return caught
+
+    assert run(main()) == 5
 
 
 def test_each_receive_in_line_keeps_its_own_timeout(mq):

@@ -212,7 +212,7 @@ class MessageQueue(ClosesOnExit, Handle):
             with exported(message) as data:  # released before a traceback can keep this frame
                 self._send_checked(data, type, flags, block, timeout)
             return
-        if flags or not block or timeout is not None or exact_type(type) is not int:
+        if flags or exact_type(flags) is not int or not block or timeout is not None or exact_type(type) is not int:
             self._send_checked(message, type, flags, block, timeout)
             return
         try:
@@ -294,6 +294,7 @@ class MessageQueue(ClosesOnExit, Handle):
         """
         if (
             flags
+            or exact_type(flags) is not int  # a falsy 0.0, None or '' is no int either
             or not block
             or truncate
             or exclude
@@ -362,6 +363,7 @@ class MessageQueue(ClosesOnExit, Handle):
         """
         if (
             flags
+            or exact_type(flags) is not int  # a falsy 0.0, None or '' is no int either
             or not block
             or truncate
             or exclude

@@ -164,6 +164,28 @@ def test_a_type_that_is_no_integer_is_refused_everywhere(mq, call, value):
     assert mq.receive_message(block=False) == sysvmq.Message(2, b"sentinel")
 
 
+# Every entry point that takes raw flags, each with the flags given as `value`.
+FLAGGED_CALLS = {
+    "send": lambda mq, f: mq.send(b"x", 1, f),
+    "send timed": lambda mq, f: mq.send(b"x", 1, f, timeout=1),
+    "receive": lambda mq, f: mq.receive(0, f),
+    "receive timed": lambda mq, f: mq.receive(0, f, timeout=1),
+    "receive_message": lambda mq, f: mq.receive_message(0, f),
+    "receive_into": lambda mq, f: mq.receive_into(bytearray(16), 0, f),
+}
+
+
+# Falsy values: the fast paths must not take "no flags set" for "flags are an int".
+@pytest.mark.parametrize("value", [0.0, decimal.Decimal(0), None, ""], ids=repr)
+@pytest.mark.parametrize("call", FLAGGED_CALLS.values(), ids=FLAGGED_CALLS.keys())
+def test_flags_that_are_no_integer_are_refused_everywhere(mq, call, value):
+    mq.send(b"sentinel", type=2)
+    with pytest.raises(TypeError, match="flags must be an int"):
+        call(mq, value)
+    assert mq.stats().count == 1  # nothing sent, nothing taken
+    assert mq.receive_message(block=False) == sysvmq.Message(2, b"sentinel")
+
+
 @pytest.mark.parametrize("value", [LONG_MAX + 1, 2**70])
 @pytest.mark.parametrize("call", [*TYPED_CALLS.values(), *TYPED_RECEIVES.values()], ids=[*TYPED_CALLS, *TYPED_RECEIVES])
 def test_a_type_beyond_a_c_long_is_an_overflow_everywhere(mq, call, value):

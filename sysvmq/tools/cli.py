@@ -311,7 +311,11 @@ def build_parser() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argument
 
     command("demo", "two processes trade typed messages on a private queue", cmd_demo)
 
-    p = command("bench", "a quick benchmark against sysv_ipc, multiprocessing and C (under 15 s)", cmd_bench)
+    p = command(
+        "bench",
+        "a quick benchmark against multiprocessing.Queue, and sysv_ipc and ipcqueue if installed (under 15 s)",
+        cmd_bench,
+    )
     p.add_argument(
         "--full", action="store_true", help="every section at full size (minutes); bench/throughput.py adds the C floor"
     )

@@ -74,6 +74,10 @@ _take_within = take_within
 _return_held = return_held
 _return_copy = return_copy
 _NULL = NULL
+#: No flags: the one value the fast paths take as is. Compared by identity, which also sends a
+#: falsy value that is no int (0.0, None, '', False) to the checks of the checked path; every
+#: int 0 is this object (CPython's small integers; PyPy compares ints by value).
+_NO_FLAGS = 0
 
 
 class ClosesOnExit:
@@ -212,7 +216,7 @@ class MessageQueue(ClosesOnExit, Handle):
             with exported(message) as data:  # released before a traceback can keep this frame
                 self._send_checked(data, type, flags, block, timeout)
             return
-        if flags or exact_type(flags) is not int or not block or timeout is not None or exact_type(type) is not int:
+        if flags is not _NO_FLAGS or not block or timeout is not None or exact_type(type) is not int:
             self._send_checked(message, type, flags, block, timeout)
             return
         try:
@@ -293,8 +297,7 @@ class MessageQueue(ClosesOnExit, Handle):
             (``MSG_EXCEPT``, Linux).
         """
         if (
-            flags
-            or exact_type(flags) is not int  # a falsy 0.0, None or '' is no int either
+            flags is not _NO_FLAGS
             or not block
             or truncate
             or exclude
@@ -362,8 +365,7 @@ class MessageQueue(ClosesOnExit, Handle):
             (``MSG_EXCEPT``, Linux).
         """
         if (
-            flags
-            or exact_type(flags) is not int  # a falsy 0.0, None or '' is no int either
+            flags is not _NO_FLAGS
             or not block
             or truncate
             or exclude

@@ -66,6 +66,20 @@ class QueueTimeoutError(SysVMQError, TimeoutError):
     """The call's ``timeout`` expired before it could complete (ETIMEDOUT)."""
 
 
+class QueueEmptyTimeoutError(QueueEmptyError, QueueTimeoutError):
+    """:meth:`sysvmq.Queue.get`'s ``timeout`` expired with nothing to get (ETIMEDOUT).
+
+    Both a :class:`queue.Empty`, as :class:`queue.Queue` raises then, and a
+    :class:`QueueTimeoutError`, as every call whose timeout expires raises."""
+
+
+class QueueFullTimeoutError(QueueFullError, QueueTimeoutError):
+    """:meth:`sysvmq.Queue.put`'s ``timeout`` expired with no room (ETIMEDOUT).
+
+    Both a :class:`queue.Full`, as :class:`queue.Queue` raises then, and a
+    :class:`QueueTimeoutError`, as every call whose timeout expires raises."""
+
+
 class MessageTooLargeError(SysVMQError):
     """A message does not fit: on receive the next message is bigger than the buffer
     (E2BIG; it stays in the queue); on send it is bigger than kernel.msgmax (EINVAL)

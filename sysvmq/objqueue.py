@@ -20,7 +20,9 @@ from sysvmq.errors import (
     MessageTooLargeError,
     PermissionDeniedError,
     QueueEmptyError,
+    QueueEmptyTimeoutError,
     QueueFullError,
+    QueueFullTimeoutError,
     QueueTimeoutError,
 )
 from sysvmq.queue import ClosesOnExit, MessageQueue
@@ -316,7 +318,7 @@ class Queue(ClosesOnExit):
                 try:
                     self._send(data, self._type, timeout=timeout)
                 except QueueTimeoutError:
-                    raise QueueFullError(
+                    raise QueueFullTimeoutError(
                         errno.ETIMEDOUT,
                         f"put to {self._where()}: no room within the timeout of {seconds_text(timeout)} s",
                     ) from None
@@ -370,7 +372,7 @@ class Queue(ClosesOnExit):
                 raise
             raise QueueEmptyError(e.errno, f"get from {self._where()}: nothing waiting") from None
         except QueueTimeoutError:
-            raise QueueEmptyError(
+            raise QueueEmptyTimeoutError(
                 errno.ETIMEDOUT,
                 f"get from {self._where()}: nothing arrived within the timeout of {seconds_text(timeout)} s",
             ) from None

@@ -210,6 +210,8 @@ def test_ftok_matches_the_formula(tmp_path):
         (sysvmq.QueueEmptyError, BlockingIOError, errno.ENOMSG),
         (sysvmq.QueueFullError, BlockingIOError, errno.EAGAIN),
         (sysvmq.QueueTimeoutError, TimeoutError, errno.ETIMEDOUT),
+        (sysvmq.QueueEmptyTimeoutError, TimeoutError, errno.ETIMEDOUT),
+        (sysvmq.QueueFullTimeoutError, TimeoutError, errno.ETIMEDOUT),
     ],
 )
 def test_exceptions_are_also_builtins(cls, builtin, code):

@@ -1,6 +1,7 @@
 """sysvmq.Queue: the queue.Queue interface, compared with the stdlib's row by row, and
 its serializers, types, sizes, processes and threads."""
 
+import errno
 import json
 import marshal
 import os
@@ -100,6 +101,10 @@ def test_a_timeout_waits_then_raises_the_stdlib_exception(make_q, side):
     assert 0.19 <= elapsed < 3.0
     assert isinstance(raised.value, queue.Empty if side == "get" else queue.Full)
     assert "timeout of 0.2 s" in str(raised.value)
+    # Also what every call whose timeout expires raises: one timeout rule.
+    assert isinstance(raised.value, sysvmq.QueueTimeoutError) and isinstance(raised.value, TimeoutError)
+    assert raised.value.errno == errno.ETIMEDOUT
+    assert type(raised.value) is {"get": sysvmq.QueueEmptyTimeoutError, "put": sysvmq.QueueFullTimeoutError}[side]
 
 
 SAMPLES = [

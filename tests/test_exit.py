@@ -222,27 +222,31 @@ from sysvmq._binding import process
 
 msqid = int(sys.argv[1])
 listed = process.watched
+go, done = threading.Event(), threading.Event()
+outcome = []
+
+
+def late():
+    # Its first receive (a handle of its own, so a new buffer) waits for the exit to list
+    # the buffers. A daemon: the exit does not join it, and it runs on while atexit
+    # handlers do (no thread can be started then, from 3.12 on).
+    go.wait()
+    try:
+        outcome.append(sysvmq.MessageQueue.from_id(msqid).receive(block=False))
+    except sysvmq.QueueEmptyError as e:
+        outcome.append(type(e).__name__)
+    done.set()
 
 
 def watched():
-    # The exit lists the buffers to wait for; just then another thread makes its first
-    # receive buffer (a handle of its own) and receives: a buffer the exit never sees.
     buffers = listed()
-    outcome = []
-
-    def late():
-        try:
-            outcome.append(sysvmq.MessageQueue.from_id(msqid).receive(block=False))
-        except sysvmq.QueueEmptyError as e:
-            outcome.append(type(e).__name__)
-
-    thread = threading.Thread(target=late)
-    thread.start()
-    thread.join(30)
+    go.set()
+    done.wait(30)
     print(outcome)
     return buffers
 
 
+threading.Thread(target=late, daemon=True).start()
 process.watched = watched
 """
 

@@ -28,7 +28,7 @@ import textwrap
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import pytest
 from conftest import child_env, python_command
@@ -49,8 +49,12 @@ class Call:
     def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self.name = getattr(fn, "__name__", repr(fn))
         self.outcome: Optional[Tuple[Any, float]] = None
+        self.native_id = 0
+        self.started = threading.Event()
 
         def run() -> None:
+            self.native_id = threading.get_native_id()
+            self.started.set()
             start = time.monotonic()
             try:
                 value = fn(*args, **kwargs)
@@ -60,6 +64,23 @@ class Call:
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
+
+    def wait_until_blocked(self, within: float = 10.0) -> None:
+        """Return once the call sleeps in the kernel: in msgrcv or msgsnd, or between the
+        attempts of a call that polls. A fixed delay can be outlasted on a loaded machine,
+        and a wake-up sent before the call waits would find nothing to wake."""
+        assert self.started.wait(within), f"{self.name} never started"
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                with open(f"/proc/self/task/{self.native_id}/wchan") as f:
+                    wchan = f.read()
+            except FileNotFoundError:
+                raise AssertionError(f"{self.name} ended before it waited") from None
+            if wchan.startswith("do_msg") or "nanosleep" in wchan:
+                return
+            assert time.monotonic() < deadline, f"{self.name} never waited ({wchan!r})"
+            time.sleep(0.001)
 
     def result(self, within: float = 5.0) -> Tuple[Any, float]:
         self.thread.join(within)
@@ -71,13 +92,26 @@ class Call:
 # ---- in-process helpers ----
 
 
-def queued_signals() -> int:
-    """Signals queued for this real user id now: the first number of SigQ in /proc/self/status."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("SigQ:"):
-                return int(line.split()[1].split("/")[0])
-    raise AssertionError("no SigQ line in /proc/self/status")
+def thread_pending() -> Set[int]:
+    """The signals pending for the calling thread alone (SigPnd of its /proc status), not
+    for the process: only this thread can take them."""
+    with open(f"/proc/self/task/{threading.get_native_id()}/status") as f:
+        mask = int(next(line for line in f if line.startswith("SigPnd:")).split()[1], 16)
+    return {signo for signo in range(1, mask.bit_length() + 1) if mask >> (signo - 1) & 1}
+
+
+def take_pending(most: int = 1000) -> int:
+    """Take every signal pending for the calling thread, which blocks them all: how many
+    there were, a queued real-time signal counting each time (up to `most`). The count is
+    this thread's own: the SigQ count of /proc is every process's of this user."""
+    taken = 0
+    while taken < most:
+        pending = thread_pending()
+        if not pending:
+            break
+        signal.sigwait(pending)
+        taken += 1
+    return taken
 
 
 def _remove(queue_id: int) -> None:
@@ -157,8 +191,7 @@ def run_child(
     timeout: float = 30,
 ) -> "subprocess.CompletedProcess[str]":
     """Run CHILD_PRELUDE + `code` in a new Python; `args` are its sys.argv[1:]."""
-    environment = {k: v for k, v in os.environ.items() if k != "SYSVMQ_WAKEUP_SIGNAL"}
-    environment.update(env or {})
+    environment = child_env(**(env or {}))
     command = [*prefix, *python_command(CHILD_PRELUDE + textwrap.dedent(code)), *map(str, args)]
     try:
         return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout)
@@ -185,7 +218,7 @@ RESET_MID_WAIT = """
         sysvmq.set_wakeup_signal(wakeup)
     signo = sysvmq.wakeup_signal()
     waiting = Call(mq.receive, timeout=0.5)
-    time.sleep(0.1)  # it is blocked in msgrcv, with sysvmq's handler on signo
+    waiting.wait_until_blocked()  # in msgrcv, with sysvmq's handler on signo
     if which == "every":
         for s in signal.valid_signals():
             try:
@@ -223,7 +256,7 @@ def test_taking_the_wakeup_signal_mid_wait_keeps_the_deadline(mq, takeover):
     signum = sysvmq.wakeup_signal()
     disposition = signal.SIG_IGN if takeover == "SIG_IGN" else (lambda s, f: None)
     waiting = Call(mq.receive, timeout=0.3)
-    time.sleep(0.1)  # blocked in msgrcv
+    waiting.wait_until_blocked()
     with taken_by_the_application(signum, disposition):
         error, elapsed = waiting.result(5)
         now = sysvmq.wakeup_signal()
@@ -237,13 +270,13 @@ def test_an_application_handler_on_the_wakeup_signal_is_never_called(mq):
     calls: List[int] = []
     other = sysvmq.MessageQueue.from_id(mq.id)
     first = Call(mq.receive, timeout=0.3)
-    time.sleep(0.1)  # blocked in msgrcv
+    first.wait_until_blocked()
     with taken_by_the_application(signum, lambda s, f: calls.append(s)):
         error, _ = first.result(5)
         later = [Call(mq.receive, timeout=0.05 * (i + 1)) for i in range(4)]
         later_errors = [call.result(5)[0] for call in later]
         blocked = Call(other.receive)
-        time.sleep(0.1)
+        blocked.wait_until_blocked()
         with watchdog(mq.id):
             other.close()
         closed, _ = blocked.result(5)
@@ -274,26 +307,23 @@ def test_a_thread_that_blocks_every_signal_between_waits_is_woken_by_close(mq, w
             other.receive()
         except BaseException as e:  # checked below
             seen["second"] = e
-        seen["queued"] = queued_signals()  # still alive with everything blocked: none flushed
+        seen["queued"] = take_pending()  # still alive with everything blocked: none flushed
 
     with wakeup_signal_restored():
         if wakeup != DEFAULT:
             sysvmq.set_wakeup_signal(wakeup)
-        before = queued_signals()
-        thread = threading.Thread(target=waiter, daemon=True)
-        thread.start()
+        waiting = Call(waiter)
         assert second_wait.wait(5)
-        time.sleep(0.1)  # blocked in msgrcv
+        waiting.wait_until_blocked()
         start = time.monotonic()
         with watchdog(mq.id):
             other.close()
         closing = time.monotonic() - start
-        thread.join(5)
-    assert not thread.is_alive()
+        waiting.result(5)
     assert isinstance(seen.get("first"), sysvmq.QueueTimeoutError), seen
     assert isinstance(seen.get("second"), sysvmq.QueueClosedError), seen
     assert closing < 2.0
-    assert seen["queued"] - before <= 10, (before, seen["queued"])
+    assert seen["queued"] <= 10, seen
 
 
 def test_changing_the_wakeup_signal_while_a_masked_thread_waits_lets_close_wake_it(mq):
@@ -308,7 +338,7 @@ def test_changing_the_wakeup_signal_while_a_masked_thread_waits_lets_close_wake_
     with wakeup_signal_restored() as original:
         waiting = Call(waiter)
         assert masked.wait(5)
-        time.sleep(0.1)  # blocked in msgrcv with `original` unblocked
+        waiting.wait_until_blocked()  # in msgrcv with `original` unblocked
         new = signal.SIGRTMIN + 4
         assert new != original and sysvmq.set_wakeup_signal(new) == new
         start = time.monotonic()
@@ -344,7 +374,8 @@ def test_a_realtime_signal_the_application_blocks_is_never_taken_nor_swallowed(m
             return timeouts
 
         waiters = [Call(wait_again_and_again) for _ in range(3)]
-        time.sleep(0.05)
+        for call in waiters:
+            call.wait_until_blocked()
         for _ in range(200):
             os.kill(os.getpid(), signal.SIGRTMAX)
         time.sleep(0.2)  # the waiters enter and leave msgrcv many times while all 200 are pending
@@ -407,7 +438,7 @@ def test_with_every_signal_ignored_calls_poll_and_timeouts_and_close_still_work(
             claimable = e.errno
 
         waiting = Call(mq.receive)
-        time.sleep(0.2)
+        waiting.wait_until_blocked()
         mq.send(b"late")
         message, _ = waiting.result(5)
 
@@ -415,7 +446,7 @@ def test_with_every_signal_ignored_calls_poll_and_timeouts_and_close_still_work(
 
         other = sysvmq.MessageQueue.from_id(mq.id)
         blocked = Call(other.receive)
-        time.sleep(0.1)
+        blocked.wait_until_blocked()
         start = time.monotonic()
         closed, _ = Call(other.close).result(5)
         woken, _ = blocked.result(5)
@@ -576,7 +607,8 @@ def test_a_thread_that_blocks_every_signal_polls_and_steals_none(mq):
         mq = attach()
         waiter = Call(mq.receive, 9, timeout=1)
         timed = Call(mq.receive, 10)
-        time.sleep(0.1)
+        waiter.wait_until_blocked()
+        timed.wait_until_blocked()
         for _ in range(5):
             os.kill(os.getpid(), signal.SIGURG)
         got = 0

@@ -46,7 +46,7 @@ import queue
 import sys
 import threading
 from types import ModuleType
-from typing import Any, Callable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Tuple, Type, TypeVar
 
 from sysvmq._binding.system import cancel, new_token, report
 from sysvmq.errors import ResourceLimitError
@@ -69,6 +69,7 @@ __all__ = [
     "stop",
     "submit",
     "unwrapped",
+    "while_alive",
 ]
 
 _T = TypeVar("_T")
@@ -424,7 +425,7 @@ async def in_thread(call: Callable[[Any, float], _T]) -> _T:
     """
     runner = current_runner()
     job = Job(runner.signal())
-    start(runner, job, lambda token: _while_alive(runner, call, token))
+    start(runner, job, lambda token: while_alive(runner, call, token))
     try:
         await runner.wait(job.done, None)
     except GeneratorExit:  # the coroutine is being destroyed (its loop closed): it may not wait
@@ -436,11 +437,19 @@ async def in_thread(call: Callable[[Any, float], _T]) -> _T:
     return unwrapped(job.outcome)  # type: ignore[no-any-return]
 
 
-def _while_alive(runner: Runner, call: Callable[[Any, float], _T], token: Any) -> _T:  # in the worker
+def while_alive(
+    runner: Runner,
+    call: Callable[[Any, float], _T],
+    token: Any,
+    waited: Type[BaseException] = StillWaiting,
+) -> _T:  # in the worker
+    """`call(token, ALIVE_SECONDS)` again and again until it returns, or raises what it raises,
+    but for `waited` (it waited as long as it was asked): then the worker looks whether its
+    event loop is still there, and raises Gone once it is not."""
     while True:
         try:
             return call(token, ALIVE_SECONDS)
-        except StillWaiting:
+        except waited:
             if not runner.alive():
                 raise Gone from None
 

@@ -131,13 +131,9 @@ class _Line:
             del _lines[self.key]
 
     def _wait_alive(self, token: Any) -> Any:  # in the worker thread
-        """The line's wait, looking every aio.ALIVE_SECONDS whether its loop is still there."""
-        while True:
-            try:
-                return self.wait(token, aio.ALIVE_SECONDS)
-            except QueueTimeoutError:
-                if not self.runner.alive():
-                    raise
+        """The line's wait, looking every aio.ALIVE_SECONDS whether its loop is still there
+        (the wait raises QueueTimeoutError each time)."""
+        return aio.while_alive(self.runner, self.wait, token, QueueTimeoutError)
 
     def _gone(self, outcome: Tuple[bool, Any]) -> None:  # in the worker thread
         """Nobody will run the line again: a message the worker had to take goes back."""

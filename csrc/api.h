@@ -140,9 +140,9 @@ int sysvmq_return_copy(sysvmq_handle *h, long mtype, const char *data, size_t le
  * made (its buffer new, not in it) then takes nothing. */
 void sysvmq_finish_begins(void);
 
-/* Then (sysvmq_finish_begins, if not called already): wakes every waiter of another
- * thread, then waits up to `seconds` until no receive is inside and none of the buffers
- * holds a message Python has not copied out: 0, or -ETIMEDOUT. */
+/* Then, after sysvmq_finish_begins: wakes every waiter of another thread, then waits up
+ * to `seconds` until no receive is inside and none of the buffers holds a message Python
+ * has not copied out: 0, or -ETIMEDOUT. */
 int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **batches, size_t nbatches,
                   double seconds);
 

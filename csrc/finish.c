@@ -77,7 +77,6 @@ static int sysvmq_finish(sysvmq_rbuf **buffers, size_t nbuffers, sysvmq_batch **
                          double seconds)
 {
     long long deadline = sysvmq_monotonic_ns() + (long long)(seconds * 1e9);
-    sysvmq_finish_begins();
     /* Kicked again each round: a signal that came just before a waiter entered the
      * kernel is lost (waiters.c). */
     while (__atomic_load_n(&sysvmq_receivers_inside, __ATOMIC_SEQ_CST) > 0 ||

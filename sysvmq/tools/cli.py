@@ -11,7 +11,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from sysvmq import __version__
 from sysvmq.errors import QueueClosedError, QueueEmptyError, QueueFullError, QueueTimeoutError, SysVMQError
 from sysvmq.queue import Message, MessageQueue
-from sysvmq.stats import limits
 from sysvmq.tools.cleanup import Stopped
 from sysvmq.tools.listing import cmd_limits, cmd_ls, cmd_stat
 from sysvmq.tools.output import Output, OutputClosed, StopSignals, escape, return_to_queue
@@ -73,7 +72,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     elif args.lines:
         sent, signum = _send_lines(mq, fd, options)
     else:
-        mq.send(read_all(fd, limits().msgmax), **options)
+        mq.send(read_all(fd, mq.max_size), **options)  # msgmax: open_queue sets no max_size
         sent = 1
     if args.verbose:
         print(f"sent {sent} message(s) to queue id {mq.id}", file=sys.stderr)
@@ -91,7 +90,7 @@ def _send_lines(mq: MessageQueue, fd: int, options: Dict[str, Any]) -> Tuple[int
     sent = 0
     try:
         with StopSignals(lambda: os.write(stop_write, b"\0"), sender.close) as stop:
-            lines = lines_of(fd, stop_read, limits().msgmax)
+            lines = lines_of(fd, stop_read, mq.max_size)
             for line in lines:
                 try:
                     sender.send(line, **options)

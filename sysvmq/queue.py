@@ -317,7 +317,8 @@ class MessageQueue(ClosesOnExit, Handle):
         except IndexError:
             buffer = self._buffer()
         rb, view, fields = buffer
-        copied = False
+        mtype = 0  # the message's type once it is copied out (a type is > 0)
+        data: bytes
         try:
             if timeout is not None:
                 n = _take_within(rb, type, timeout)
@@ -325,17 +326,16 @@ class MessageQueue(ClosesOnExit, Handle):
                 n = _take(rb) if type == 0 else _take_type(rb, type)
             if n < 0:
                 n = self._resume_fast_receive(n, type, timeout, buffer)
-            data: bytes = view[:n]
-            mtype = fields[MTYPE]
-            copied = True
-            fields[HELD] = -1  # handed over: nothing left for an exiting process to wait for
+            # Handed over: the buffer holds nothing for an exiting process to wait for. One
+            # statement, so that nothing can raise between the copy and the reset.
+            mtype, data, fields[HELD] = fields[MTYPE], view[:n], -1
             buffers.append(buffer)
             return data
         except BaseException as error:
             # The return rule (sysvmq._binding.handle): the message goes back before any Python
             # call, where another pending signal's handler could raise first.
-            back = _return_copy(self._h, mtype, data, n) if copied else _return_held(rb)
-            if self._returned_fast(error, buffer, back, (mtype, data) if copied else None):
+            back = _return_copy(self._h, mtype, data, n) if mtype else _return_held(rb)
+            if self._returned_fast(error, buffer, back, (mtype, data) if mtype else None):
                 return self._receive_checked(type, 0, True, timeout, False, False)[2]
             raise
 
@@ -380,7 +380,7 @@ class MessageQueue(ClosesOnExit, Handle):
         except IndexError:
             buffer = self._buffer()
         rb, view, fields = buffer
-        copied = False
+        message = None
         try:
             if timeout is not None:
                 n = _take_within(rb, type, timeout)
@@ -388,14 +388,12 @@ class MessageQueue(ClosesOnExit, Handle):
                 n = _take(rb) if type == 0 else _take_type(rb, type)
             if n < 0:
                 n = self._resume_fast_receive(n, type, timeout, buffer)
-            message = new_message((fields[MTYPE], view[:n]))
-            copied = True
-            fields[HELD] = -1  # handed over: nothing left for an exiting process to wait for
+            message, fields[HELD] = new_message((fields[MTYPE], view[:n])), -1  # as in receive()
             buffers.append(buffer)
             return message
         except BaseException as error:  # as in receive()
-            back = _return_copy(self._h, message[0], message[1], n) if copied else _return_held(rb)
-            if self._returned_fast(error, buffer, back, message if copied else None):
+            back = _return_copy(self._h, message[0], message[1], n) if message is not None else _return_held(rb)
+            if self._returned_fast(error, buffer, back, message):
                 _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
                 return new_message((mtype, data))
             raise

@@ -8,6 +8,7 @@ it fires the moment the call has taken the message, which is the window under te
 
 import _thread
 import asyncio
+import collections
 import os
 import pickle
 import signal
@@ -79,6 +80,21 @@ def test_an_interrupt_as_the_message_is_taken_puts_it_back(mq, call):
 
 
 FAST = {"receive": lambda mq: mq.receive(), "receive_message": lambda mq: mq.receive_message()}
+# The local each fast path copies its message into: unset (0, None) until then, and the
+# buffer is reset in the same statement.
+COPY = {"receive": ("mtype", 0), "receive_message": ("message", None)}
+
+
+def copied(name):
+    """At a line of fast path `name` that runs after the message was copied out."""
+    local, unset = COPY[name]
+    return lambda f: local in f and f[local] != unset
+
+
+def not_copied(name):
+    """At a line of fast path `name` where the copy's local is there but not yet set."""
+    local, unset = COPY[name]
+    return lambda f: local in f and f[local] == unset
 
 
 def interrupt_twice_then_send(mq: sysvmq.MessageQueue, tid: int, message: bytes) -> None:
@@ -163,8 +179,38 @@ def test_a_tracer_that_raises_before_the_call_gives_back_nothing(mq, name):
     assert bytes(call(mq) if name == "receive" else call(mq).data) == b"old"
     mq.send(b"new")
     code = getattr(sysvmq.MessageQueue, name).__code__
-    raised_by_a_tracer(code, lambda f: f.get("copied") is False, lambda: call(mq))
+    raised_by_a_tracer(code, lambda f: not_copied(name)(f) and "n" not in f, lambda: call(mq))
     assert mq.receive_many(10, block=False) == [b"new"]
+
+
+@pytest.mark.parametrize("name", FAST.keys())
+def test_an_exception_after_the_buffer_is_freed_leaves_it_to_the_call_that_has_it(mq, name):
+    # A trace function raises (as a signal handler may) after the call put its buffer back on
+    # the free list, where another thread's call may have taken it and hold a message in it:
+    # the message goes back from its copy, and the buffer's `held`, now the other call's, is
+    # left alone (an exiting process waits for what it says).
+    from sysvmq._binding.handle import HELD
+
+    mq.send(b"payload")
+    taken = []
+
+    def freed_then_taken(f):
+        buffer = f.get("buffer")
+        if buffer is None or not any(b is buffer for b in mq._buffers):
+            return False
+        mq._buffers = collections.deque(b for b in mq._buffers if b is not buffer)  # another call has it
+        buffer[2][HELD] = 7  # and holds a message of 7 bytes in it
+        taken.append(buffer)
+        return True
+
+    code = getattr(sysvmq.MessageQueue, name).__code__
+    raised_by_a_tracer(code, freed_then_taken, lambda: FAST[name](mq))
+    (buffer,) = taken
+    held = buffer[2][HELD]
+    buffer[2][HELD] = -1  # the other call is over
+    mq._buffers.append(buffer)
+    assert held == 7
+    assert mq.receive_many(10, block=False) == [b"payload"]
 
 
 @pytest.mark.skipif(MSGRCV is None, reason="reads the system call a thread is in from /proc")
@@ -291,18 +337,22 @@ def is_set(name):
     return lambda f: f.get(name) is not None and f.get(name) is not False
 
 
-def taken_not_copied(f):
-    return "n" in f and f.get("copied") is False
+def taken_not_copied(name):
+    return lambda f: "n" in f and not_copied(name)(f)
 
 
 QUEUE_FULL = {
-    "receive copied": (sysvmq.MessageQueue.receive, lambda mq: mq.receive(), is_set("copied")),
-    "receive in buffer": (sysvmq.MessageQueue.receive, lambda mq: mq.receive(), taken_not_copied),
-    "receive_message copied": (sysvmq.MessageQueue.receive_message, lambda mq: mq.receive_message(), is_set("copied")),
+    "receive copied": (sysvmq.MessageQueue.receive, lambda mq: mq.receive(), copied("receive")),
+    "receive in buffer": (sysvmq.MessageQueue.receive, lambda mq: mq.receive(), taken_not_copied("receive")),
+    "receive_message copied": (
+        sysvmq.MessageQueue.receive_message,
+        lambda mq: mq.receive_message(),
+        copied("receive_message"),
+    ),
     "receive_message in buffer": (
         sysvmq.MessageQueue.receive_message,
         lambda mq: mq.receive_message(),
-        taken_not_copied,
+        taken_not_copied("receive_message"),
     ),
     "checked path copied": (
         sysvmq.MessageQueue._receive_one,

@@ -399,9 +399,10 @@ class Handle:
         """What follows the C call with which a fast receive (sysvmq.queue) that `error`
         stopped returned its message, from its `copied` (type, payload) or from `buffer`:
         `back` is that call's result. True: the call took nothing, and only because C could
-        not hold its type or timeout: the checked path is to make it again, and explain."""
+        not hold its type or timeout: the checked path is to make it again, and explain.
+        A buffer the message was copied out of is not touched: it holds nothing of this
+        call's, and may be on the free list, or another call's, already."""
         if copied is not None:
-            buffer[2][HELD] = -1
             if back < 0:
                 undelivered(error, [new_message(copied)])
             return False

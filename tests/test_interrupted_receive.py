@@ -213,6 +213,67 @@ def test_an_exception_after_the_buffer_is_freed_leaves_it_to_the_call_that_has_i
     assert mq.receive_many(10, block=False) == [b"payload"]
 
 
+def on_the_free_list(mq, f):
+    return any(b is f.get("buffer") for b in mq._batches)
+
+
+def copied_out(f):
+    return f.get("got") is not None
+
+
+@pytest.mark.parametrize("sizes", ["one size", "mixed sizes"])
+def test_an_exception_after_a_batch_is_copied_out_returns_it_in_order(mq, sizes):
+    # A trace function raises (pdb's quit does) after receive_many copied its messages out,
+    # before it returns them: they go back to the queue, in order, with their types, and no
+    # batch says it holds them.
+    from sysvmq._binding import process
+
+    payloads = [b"%03d" % i if sizes == "one size" else b"x" * (i + 1) for i in range(5)]
+    for i, payload in enumerate(payloads):
+        mq.send(payload, type=i + 1)
+    raised_by_a_tracer(sysvmq.MessageQueue._receive_batch.__code__, copied_out, lambda: mq.receive_many(10))
+    back = [mq.receive_message(block=False) for _ in range(mq.stats().count)]
+    assert back == [sysvmq.Message(i + 1, payload) for i, payload in enumerate(payloads)]
+    assert [batch.held for batch in process.watched()[1] if batch.held > 0] == []
+    assert len(mq._batches) == 1  # the batch is free again, once
+
+
+def test_no_line_of_a_batch_receive_runs_after_its_batch_is_freed(mq):
+    # Where a tracer could raise, the batch must still be this call's: once freed, another
+    # thread's call may have it, and the messages copied out of it could not go back.
+    lines = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code is not sysvmq.MessageQueue._receive_batch.__code__:
+            return None
+
+        def local(frame, event, arg):
+            if event == "line" and on_the_free_list(mq, frame.f_locals):
+                lines.append(frame.f_lineno)
+            return local
+
+        return local
+
+    mq.send_many([b"a", b"bb"])
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        received = mq.receive_many(10)
+    finally:
+        sys.settrace(previous)
+    assert received == [b"a", b"bb"]
+    assert lines == []
+
+
+def test_a_batch_receive_that_fails_frees_its_batch(mq):
+    # A receive_many that times out (or fails otherwise) leaves its batch for the next call,
+    # which need not allocate one.
+    for _ in range(3):
+        with pytest.raises(sysvmq.QueueTimeoutError):
+            mq.receive_many(10, timeout=0.001)
+    assert len(mq._batches) == 1
+
+
 @pytest.mark.skipif(MSGRCV is None, reason="reads the system call a thread is in from /proc")
 @pytest.mark.skipif(
     sys.implementation.name != "cpython",

@@ -20,7 +20,8 @@ in the ``except`` block, before any other Python code can run (and raise again):
 - from the buffer (``return_held`` / ``sysvmq_return``, ``sysvmq_return_many``) while
   the buffer still holds it;
 - from the copy (``return_copy`` / ``sysvmq_return_copy``) once it is copied out, as the
-  buffer may be another call's by then.
+  buffer may be another call's by then. A batch (``receive_many``) is returned from the
+  batch even then: it is freed on the line that returns, where no tracer can raise first.
 
 A message that cannot go back (the queue stays full for a second: senders fill the room)
 is not lost either: it rides on the exception, as ``.undelivered`` (:func:`undelivered`).
@@ -185,6 +186,34 @@ def _batch_buffer(h: Any, size: int, slots: int) -> BatchBuffer:
     batch = ffi.new("sysvmq_batch *", [h, out, size, slots, offsets, lens, types, 0])
     process.watch_batch(batch)
     return BatchBuffer(batch, ffi.buffer(out, size), size, slots, arrays)
+
+
+def _returned(error: BaseException, buffer: BatchBuffer, batches: Deque[BatchBuffer], total: int, back: int) -> None:
+    """After a batch receive that `error` stopped returned the `total` messages its batch
+    held to the queue (the return rule, module docstring; `back`: sysvmq_return_many's
+    result): those that could not go back ride on `error`. The batch, holding nothing now,
+    is free again."""
+    batch, view, _, _, (_, offsets, lens, types) = buffer
+    if back < 0:
+        left = range(total - batch.held, total)
+        undelivered(error, [new_message((types[i], view[offsets[i] : offsets[i] + lens[i]])) for i in left])
+        batch.held = 0  # they ride on the exception: nothing for an exiting process to wait for
+    batches.append(buffer)
+
+
+def _return_freed(
+    error: BaseException, buffer: BatchBuffer, batches: Deque[BatchBuffer], got: Optional[List[bytes]]
+) -> None:
+    """The return rule for a batch receive stopped after its batch went back to the free
+    list (`got`: its messages, copied out): they go back from the batch, taken off the free
+    list again, unless another call has it already."""
+    try:
+        batches.remove(buffer)  # one C call: no other thread takes it meanwhile
+    except ValueError:  # the types are that call's now: unknown (0)
+        undelivered(error, [new_message((0, data)) for data in got or ()])
+        return
+    buffer.batch.held = len(got or ())
+    _returned(error, buffer, batches, buffer.batch.held, lib.sysvmq_return_many(buffer.batch))
 
 
 def _splitter(count: int, size: int) -> struct.Struct:
@@ -452,9 +481,10 @@ class Handle:
             buffer = _batch_buffer(self._h, size, slots)
         if buffer.size != size or buffer.slots < slots:
             buffer = _batch_buffer(self._h, size, slots)
-        batch, view, _, _, (_, offsets, lens, types) = buffer
+        batch, view, _, _, (_, offsets, lens, _) = buffer
         flags, deadline, timeout = options
         batch.held = 0
+        mine, got, freed = (buffer,), None, False
         try:
             while True:
                 n = lib.sysvmq_receive_many(batch, cap, mtype, flags, deadline, _NULL, slots)
@@ -463,20 +493,26 @@ class Handle:
                 if n != _EINTR:
                     raise self._receive_error(-n, timeout)
             sizes = ffi.unpack(lens, n)
+            # Handed over: the batch holds nothing. One statement, so that nothing can raise
+            # between the copy and the reset.
             if CPYTHON and n <= _SPLIT_MAX and sizes.count(sizes[0]) == n:  # all of one size: one C loop
-                messages = list(_splitter(n, sizes[0]).unpack_from(view))
+                got, batch.held = list(_splitter(n, sizes[0]).unpack_from(view)), 0
             else:
-                messages = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)]
-        except BaseException as error:  # Ctrl-C, sys.exit() in a handler, MemoryError: the messages go back, in order
-            total = batch.held
-            if lib.sysvmq_return_many(batch) < 0:
-                left = range(total - batch.held, total)
-                undelivered(error, [new_message((types[i], view[offsets[i] : offsets[i] + lens[i]])) for i in left])
-                batch.held = 0  # they ride on the exception: nothing for an exiting process to wait for
+                got, batch.held = [view[o : o + size] for o, size in zip(ffi.unpack(offsets, n), sizes)], 0
+            # Then one line: a tracer's line event (pdb's quit) comes before the batch is
+            # freed, not between that and the return; `freed` says which (_return_batch).
+            # No call: CPython 3.11+ runs no signal handler on this line either.
+            freed = True; batches += mine; return got  # noqa: E702  # fmt: skip
+        except BaseException as error:  # Ctrl-C, sys.exit() in a handler, MemoryError, a tracer
+            if freed:  # CPython 3.9, 3.10: a signal handler ran after the batch was freed
+                _return_freed(error, buffer, batches, got)
+                raise
+            if got is not None:
+                batch.held = n  # copied out, and still in the batch: it goes back from there
+            # The return rule: the C call first, before a call into Python where another
+            # pending signal handler could raise.
+            _returned(error, buffer, batches, batch.held, lib.sysvmq_return_many(batch))
             raise
-        batch.held = 0  # in Python now (see sysvmq.queue's receive)
-        batches += (buffer,)  # not a call: CPython 3.11+ runs no signal handler before the return
-        return messages
 
     def _peek(self, index: int) -> Message:
         what = f"peek at message {index} of {self._describe()}"

@@ -303,9 +303,12 @@ def test_key_0_names_no_queue_and_makes_none(args):
     assert queue_ids() == before  # msgget(IPC_PRIVATE) would have made one
 
 
-def test_missing_queue_is_one_line_naming_it(free_key):
-    err = one_line_error(cli("stat", hex(free_key)))
-    assert f"{free_key:#010x}" in err and "create" in err
+@pytest.mark.parametrize("args", [["stat"], ["receive", "--nowait"], ["rm"], ["send", "x"]])
+def test_missing_queue_is_one_line_naming_it_in_the_commands_terms(free_key, args):
+    err = one_line_error(cli(args[0], hex(free_key), *args[1:]))
+    assert f"{free_key:#010x}" in err
+    assert "=True" not in err  # the library's arguments, not options of the command
+    assert ("pass --create" in err) if args[0] == "send" else ("sysvmq ls" in err and "create" not in err)
 
 
 def script():
@@ -406,7 +409,7 @@ def test_mode_zero_and_exclusive(make_queue, free_key):
     mq = make_queue(free_key)
     assert mq.stats().mode == 0
     err = one_line_error(cli("send", hex(free_key), "y", "--create", "--exclusive"))
-    assert "exists" in err.lower()
+    assert "exists" in err.lower() and "drop --exclusive" in err and "=True" not in err
     assert mq.stats().count == 1
 
 
@@ -418,7 +421,7 @@ def test_send_create_refuses_a_queue_another_user_made_first(free_key):
     assert kind == "ok"
     try:
         err = one_line_error(cli("send", hex(free_key), "secret", "--create", "--mode", "600"))
-        assert "65534" in err and "exclusive" in err
+        assert "65534" in err and "pass --exclusive" in err and "leave out --mode" in err and "=True" not in err
         assert sysvmq.MessageQueue.from_id(msqid).stats().count == 0
     finally:
         sysvmq.MessageQueue.from_id(msqid).destroy()

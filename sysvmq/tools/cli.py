@@ -22,6 +22,7 @@ from sysvmq.tools.parsing import (
     PRIVATE_KEY,
     USAGE,
     UsageError,
+    in_cli_terms,
     open_queue,
     parse_count,
     parse_id,
@@ -179,7 +180,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             mq.destroy()
             print(f"removed queue key={mq.key:#010x} id={mq.id}")
         except SysVMQError as e:
-            print(f"sysvmq rm: {e}", file=sys.stderr)
+            print(f"sysvmq rm: {in_cli_terms(e, can_create=False)}", file=sys.stderr)
             failed += 1
         except BrokenPipeError:
             discard_stdout()  # the reader left (`| head`): the report ends, the removals go on

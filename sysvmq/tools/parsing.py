@@ -5,6 +5,7 @@ import math
 import re
 
 from sysvmq._binding.c import LONG_MAX, LONG_MIN
+from sysvmq.errors import SysVMQError
 from sysvmq.queue import MessageQueue
 
 __all__ = [
@@ -153,4 +154,27 @@ def open_queue(args: argparse.Namespace, create: bool = False, exclusive: bool =
     key = parse_key(args.key)
     if key == 0 and not create:  # msgget would make a new queue, never find one
         raise UsageError(PRIVATE_KEY)
-    return MessageQueue(key, create=create, exclusive=exclusive, mode=mode)
+    try:
+        return MessageQueue(key, create=create, exclusive=exclusive, mode=mode)
+    except SysVMQError as e:
+        raise in_cli_terms(e, hasattr(args, "create")) from None
+
+
+#: The library's advice on opening a queue, in the command line's terms.
+_CLI_TERMS = (
+    ("drop exclusive=True", "drop --exclusive"),
+    ("pass exclusive=True", "pass --exclusive"),
+    ("what mode=", "what --mode "),
+    ("leave out mode", "leave out --mode"),
+)
+
+
+def in_cli_terms(error: SysVMQError, can_create: bool) -> SysVMQError:
+    """`error` from opening a queue, its advice in the options of the command (which has
+    --create if `can_create`) rather than the arguments of MessageQueue()."""
+    text = error.detail
+    missing = "no queue has this key (sysvmq ls lists the queues)"
+    terms = (*_CLI_TERMS, ("pass create=True to make it", "pass --create to make it" if can_create else missing))
+    for library, command_line in terms:
+        text = text.replace(library, command_line)
+    return type(error)(error.errno, text)

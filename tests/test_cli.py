@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Tuple
 
 import pytest
 from conftest import child_env, queue_ids
@@ -209,21 +210,37 @@ def test_rm_by_key_and_id_reports_each(make_queue, free_key):
     assert f"{free_key:#010x}" in err
 
 
-def test_rm_removes_every_queue_named_when_the_reader_of_its_report_left():
-    named = [sysvmq.MessageQueue(sysvmq.IPC_PRIVATE, create=True) for _ in range(300)]  # a report of 10 KiB
+def rm_300_queues_into(output: int) -> Tuple["subprocess.CompletedProcess[bytes]", int]:
+    """`sysvmq rm` of 300 queues (a report of 10 KiB, more than stdout's buffer) with its
+    standard output on the descriptor `output`: how it ended, and how many queues it left."""
+    named = [sysvmq.MessageQueue(sysvmq.IPC_PRIVATE, create=True) for _ in range(300)]
     ids = {mq.id for mq in named}
+    try:
+        result = subprocess.run(
+            [script(), "rm", "--id", *map(str, ids)], stdout=output, stderr=subprocess.PIPE, timeout=60, env=child_env()
+        )
+        return result, len(ids & queue_ids())
+    finally:
+        for msqid in ids & queue_ids():
+            sysvmq.MessageQueue.from_id(msqid).destroy()
+
+
+def test_rm_removes_every_queue_named_when_the_reader_of_its_report_left():
     read, write = os.pipe()
     os.close(read)  # `sysvmq rm ... | head -1`, the head gone before the first line
     try:
-        result = subprocess.run(
-            [script(), "rm", "--id", *map(str, ids)], stdout=write, stderr=subprocess.PIPE, timeout=60, env=child_env()
-        )
-        left = ids & queue_ids()
+        result, left = rm_300_queues_into(write)
     finally:
         os.close(write)
-        for msqid in ids & queue_ids():
-            sysvmq.MessageQueue.from_id(msqid).destroy()
-    assert (result.returncode, result.stderr, len(left)) == (0, b"", 0)
+    assert (result.returncode, result.stderr, left) == (0, b"", 0)
+
+
+def test_rm_removes_every_queue_named_when_its_report_cannot_be_written():
+    with open("/dev/full", "wb") as full:  # a full disk
+        result, left = rm_300_queues_into(full.fileno())
+    assert (result.returncode, left) == (1, 0)
+    err = result.stderr.decode()
+    assert err.count("\n") == 1 and "standard output cannot be written" in err and "went on" in err, err
 
 
 def test_limits_table_and_json(limits):

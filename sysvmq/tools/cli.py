@@ -174,17 +174,25 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if 0 in args.keys:  # msgget would make a new queue, to remove it at once
         raise UsageError(PRIVATE_KEY)
     failed = 0
+    unwritten: Optional[OSError] = None
     for opener, name in targets:
         try:
             mq = opener(name)
             mq.destroy()
-            print(f"removed queue key={mq.key:#010x} id={mq.id}")
         except SysVMQError as e:
             print(f"sysvmq rm: {in_cli_terms(e, can_create=False)}", file=sys.stderr)
             failed += 1
+            continue
+        try:
+            print(f"removed queue key={mq.key:#010x} id={mq.id}")
         except BrokenPipeError:
             discard_stdout()  # the reader left (`| head`): the report ends, the removals go on
-    return 1 if failed else 0
+        except OSError as e:  # a full disk, say: as above, and the exit status says so
+            discard_stdout()
+            unwritten = unwritten or e
+    if unwritten is not None:
+        print(f"sysvmq rm: standard output cannot be written ({unwritten}); the removals went on", file=sys.stderr)
+    return FAILED if failed or unwritten else OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import pytest
 
@@ -155,13 +155,48 @@ def python_command(code: str) -> list:
     return [sys.executable, "-c", code]
 
 
+def wait_until(condition: Callable[[], object], what: str, within: float = 10.0) -> None:
+    """Return once `condition()` holds; fail, naming `what`, after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {within} s"
+        time.sleep(0.001)
+
+
+def waiting_threads(pid: Union[int, str] = "self") -> List[int]:
+    """The threads of process `pid` that sleep in the kernel's msgrcv or msgsnd (what their
+    /proc wchan shows), by native id."""
+    waiting = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                if f.read().startswith("do_msg"):
+                    waiting.append(int(tid))
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return waiting
+
+
+def wait_until_waiting(native_id: Optional[int] = None, *, pid: Union[int, str] = "self", within: float = 10.0) -> None:
+    """Return once thread `native_id` of this process (or, with `pid` alone, any thread of
+    process `pid`) sleeps in msgrcv or msgsnd. A fixed delay can be outlasted on a loaded
+    machine: what comes next (a message, a signal, a close) would find the call not yet
+    waiting, and the test would pass without testing its story."""
+    if native_id is None:
+        wait_until(lambda: waiting_threads(pid), f"no thread of process {pid} waits in msgrcv or msgsnd", within)
+    else:
+        wait_until(
+            lambda: native_id in waiting_threads(), f"thread {native_id} never waited in msgrcv or msgsnd", within
+        )
+
+
 def fault_under_blocked_threads(
     calls: List[Tuple[Callable[..., Any], tuple, dict]],
     fault: Callable[[], None],
-    settle: float = 0.1,
     within: float = 5.0,
 ) -> Tuple[List[BaseException], float]:
-    """Start a thread per blocking call, let them block, inject `fault`, and wait for them.
+    """Start a thread per blocking call, wait until each sleeps in msgrcv or msgsnd, inject
+    `fault`, and wait for them.
 
     Returns what each call raised (a call that returned counts as an AssertionError) and
     how many seconds the threads took to finish after the fault.
@@ -178,7 +213,8 @@ def fault_under_blocked_threads(
     threads = [threading.Thread(target=run, args=call) for call in calls]
     for t in threads:
         t.start()
-    time.sleep(settle)
+    for t in threads:
+        wait_until_waiting(t.native_id)
     start = time.monotonic()
     fault()
     for t in threads:
@@ -210,19 +246,27 @@ def signal_once_blocked(signum: int, after: float = 0.0, within: float = 10.0) -
 
 
 @contextmanager
-def signals_then(signum: int, times: int, then: Callable[[], None], interval: float = 0.03) -> Iterator[List[int]]:
+def signals_then(signum: int, times: int, then: Callable[[], None]) -> Iterator[List[int]]:
     """While the block runs: a counting handler for `signum`; another thread sends it to
-    this thread `times` times, `interval` apart, then calls `then()`. Yields the handler's calls."""
+    this thread `times` times, each time once this thread sleeps in msgrcv or msgsnd and the
+    handler ran for the one before (two pending signals of one number are one), then calls
+    `then()` once it waits again. Yields the handler's calls."""
     calls: List[int] = []
     previous = signal.signal(signum, lambda s, f: calls.append(s))
-    target = threading.get_ident()
+    target, native_id = threading.get_ident(), threading.get_native_id()
+    failed: List[AssertionError] = []
 
     def poke() -> None:
-        for _ in range(times):
-            time.sleep(interval)
-            signal.pthread_kill(target, signum)
-        time.sleep(interval)
-        then()
+        try:
+            for sent in range(1, times + 1):
+                wait_until_waiting(native_id)
+                signal.pthread_kill(target, signum)
+                wait_until(lambda sent=sent: len(calls) >= sent, f"the handler never ran for signal {sent}")
+            wait_until_waiting(native_id)
+        except AssertionError as e:  # raised in the block instead, which then() still ends
+            failed.append(e)
+        finally:
+            then()
 
     helper = threading.Thread(target=poke)
     helper.start()
@@ -231,6 +275,8 @@ def signals_then(signum: int, times: int, then: Callable[[], None], interval: fl
     finally:
         helper.join()
         signal.signal(signum, previous)
+    if failed:
+        raise failed[0]
 
 
 def outcome(call: Callable[[], Any]) -> str:

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from conftest import wait_until_waiting
 
 import sysvmq
 
@@ -231,10 +232,8 @@ def test_close_stops_a_batch_waiting_for_room_and_counts_what_went(mq):
 
     sender = threading.Thread(target=send)
     sender.start()
-    deadline = time.monotonic() + 5
-    while mq.stats().count < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
+    wait_until_waiting(sender.native_id)  # two sent, the third waits for room
+    assert mq.stats().count == 2
     start = time.monotonic()
     handle.close()
     sender.join(5)

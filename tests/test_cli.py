@@ -11,7 +11,7 @@ import time
 from typing import Tuple
 
 import pytest
-from conftest import child_env, queue_ids
+from conftest import child_env, queue_ids, wait_until_waiting
 
 import sysvmq
 
@@ -148,7 +148,7 @@ def test_follow_drains_and_ctrl_c_exits_130(mq):
     )
     lines = [process.stdout.readline() for _ in range(3)]
     assert lines == [b"1\n", b"2\n", b"3\n"]
-    time.sleep(0.2)  # now waiting for more
+    wait_until_waiting(pid=process.pid)  # now waiting for more
     process.send_signal(signal.SIGINT)
     assert process.wait(10) == 130
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 import trio
-from conftest import signal_once_blocked
+from conftest import signal_once_blocked, wait_until_waiting
 
 import sysvmq
 
@@ -142,10 +142,11 @@ def test_a_second_raising_handler_cannot_stop_the_give_back(mq, call):
         signal.signal(signal.SIGTERM, previous)
 
 
-def raised_by_a_tracer(code, when, call, pause=0.0):
+def raised_by_a_tracer(code, when, call, first=lambda: None):
     """What `call()` raises when a trace function raises KeyboardInterrupt at the first line
-    of `code` whose locals pass `when` (a stand-in for a signal handler at that line). The
-    tracer found (coverage's, under the coverage run) is restored after."""
+    of `code` whose locals pass `when` (a stand-in for a signal handler at that line), after
+    calling `first()` there. The tracer found (coverage's, under the coverage run) is
+    restored after."""
 
     def tracer(frame, event, arg):
         if frame.f_code is not code:
@@ -153,7 +154,7 @@ def raised_by_a_tracer(code, when, call, pause=0.0):
 
         def local(frame, event, arg):
             if event == "line" and when(frame.f_locals):
-                time.sleep(pause)
+                first()
                 raise KeyboardInterrupt("from a trace function")
             return local
 
@@ -440,16 +441,8 @@ def test_a_message_that_cannot_go_back_to_a_full_queue_is_on_the_exception(mq, m
     # A sender waits for room: the room a receive makes is filled at once, so the message
     # an interrupted receive took cannot go back (within the second it tries). It is not
     # lost: it is on the exception, as .undelivered.
-    mq.set(max_bytes=8)
-    mq.send(b"A" * 8)
-    sender = threading.Thread(target=sysvmq.MessageQueue.from_id(mq.id).send, args=(b"B" * 8,))
-    sender.start()
-    deadline = time.monotonic() + 5
-    while not sysvmq.MessageQueue.from_id(mq.id).stats().count or not sender.is_alive():
-        assert time.monotonic() < deadline
-    time.sleep(0.05)  # the sender is asleep in msgsnd
-    error = raised_by_a_tracer(method.__code__, after_take, lambda: call(mq), pause=0.05)  # the sender takes the room
-    sender.join(10)
+    sender = full_with_a_sender_waiting(mq)
+    error = raised_by_a_tracer(method.__code__, after_take, lambda: call(mq), lambda: sent(sender))
     on_error = [m.data for m in error.undelivered]  # type: ignore[attr-defined]
     assert on_error and all(m.type == 1 for m in error.undelivered)  # type: ignore[attr-defined]
     # Nothing lost, nothing doubled (a batch may have taken the sender's message too).
@@ -486,8 +479,14 @@ def full_with_a_sender_waiting(mq):
     mq.send(b"A" * 8)
     sender = threading.Thread(target=sysvmq.MessageQueue.from_id(mq.id).send, args=(b"B" * 8,))
     sender.start()
-    time.sleep(0.1)
+    wait_until_waiting(sender.native_id)
     return sender
+
+
+def sent(sender):
+    """Return once `sender` (of full_with_a_sender_waiting) has filled the room a take made."""
+    sender.join(10)
+    assert not sender.is_alive(), "the sender never sent"
 
 
 def test_a_loads_interrupted_on_a_full_queue_hands_the_message_over(mq):
@@ -497,7 +496,7 @@ def test_a_loads_interrupted_on_a_full_queue_hands_the_message_over(mq):
 
         @staticmethod
         def loads(data):
-            time.sleep(0.05)  # the sender fills the room
+            sent(sender)
             raise KeyboardInterrupt
 
     sender = full_with_a_sender_waiting(mq)
@@ -518,7 +517,7 @@ def test_an_async_receive_interrupted_on_a_full_queue_hands_the_message_over(mq,
         calls.append(message)
         if len(calls) > 1:  # the handler builds the Message it hands over with it too
             return sysvmq.Message(*message)
-        time.sleep(0.05)  # the sender fills the room
+        sent(sender)
         raise KeyboardInterrupt
 
     sender = full_with_a_sender_waiting(mq)

@@ -9,18 +9,22 @@ import time
 
 import pytest
 import trio
-from conftest import child_env
+from conftest import child_env, wait_until_waiting
 
 import sysvmq
 
 
 def close_when(event, handle, within=5.0):
-    """Close `handle` from another thread once `event` is set."""
+    """Close `handle` from another thread once `event` is set and the calling thread waits
+    in msgrcv again: the close must wake the loop there."""
+    native_id = threading.get_native_id()
 
     def closer():
-        if event.wait(within):
-            time.sleep(0.05)  # let the loop go back to waiting: the close must wake it there
-        handle.close()
+        try:
+            if event.wait(within):
+                wait_until_waiting(native_id, within=within)
+        finally:
+            handle.close()
 
     thread = threading.Thread(target=closer)
     thread.start()
@@ -200,7 +204,7 @@ def test_ctrl_c_ends_a_for_loop_with_keyboard_interrupt_and_takes_nothing_more(m
     try:
         mq.send(b"one")
         assert child.stdout.readline() == "one\n"  # the loop has it, and goes back to waiting
-        time.sleep(0.1)
+        wait_until_waiting(pid=child.pid)
         child.send_signal(signal.SIGINT)
         assert child.stdout.readline() == "interrupted\n"
         child.wait(10)
@@ -266,6 +270,7 @@ ROUNDS = 300
 
 @pytest.mark.parametrize("library", ["asyncio", "trio"])
 def test_async_for_cancelled_again_and_again_loses_and_duplicates_nothing(mq, library):
+    # Paced, so that the loops are cancelled while the stream goes on.
     sender = threading.Thread(target=lambda: [mq.send(b"%d" % i) or time.sleep(0.0005) for i in range(ROUNDS)])
     received = []
 

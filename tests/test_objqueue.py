@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, List
 
 import msgpack
 import pytest
-from conftest import ROOT, child_env, fault_under_blocked_threads, outcome, queue_ids, signals_then
+from conftest import ROOT, child_env, fault_under_blocked_threads, outcome, queue_ids, signals_then, wait_until
 
 import sysvmq
 
@@ -305,8 +305,7 @@ def test_a_thread_that_blocks_every_signal_still_times_out_and_wakes(make_q):
 
     t = threading.Thread(target=worker)
     t.start()
-    while not results:
-        time.sleep(0.01)
+    wait_until(lambda: results, "the first get never timed out")
     q.put("late")
     t.join(30)
     assert results == ["Empty", "late"]

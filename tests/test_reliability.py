@@ -10,7 +10,15 @@ import threading
 import time
 
 import pytest
-from conftest import HERE, child_env, fault_under_blocked_threads, signal_once_blocked, signals_then
+from conftest import (
+    HERE,
+    child_env,
+    fault_under_blocked_threads,
+    signal_once_blocked,
+    signals_then,
+    wait_until,
+    wait_until_waiting,
+)
 
 import sysvmq
 
@@ -86,7 +94,7 @@ def test_queue_removed_under_blocked_processes_and_threads(mq):
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     calls = [(mq.receive, (777,), {}), (mq.receive, (778,), {}), (mq.send, (b"more",), {})]
-    errors, elapsed = fault_under_blocked_threads(calls, mq.destroy, settle=0.2)
+    errors, elapsed = fault_under_blocked_threads(calls, mq.destroy)
     outcomes = [p.communicate(timeout=5)[0].strip() for p in procs]
     assert elapsed < 5
     results = [type(e).__name__ for e in errors]
@@ -129,7 +137,7 @@ def test_tightened_mode_wakes_a_waiting_receiver_with_permission_denied(mq):
         finally:
             os._exit(2)
     os.read(read, 1)
-    time.sleep(0.2)
+    wait_until_waiting(pid=pid)
     start = time.monotonic()
     mq.set(mode=0o600)
     _, status = os.waitpid(pid, 0)
@@ -184,7 +192,7 @@ def test_a_raising_handler_ends_every_blocking_call(mq, name, signum):
         signal.signal(signum, previous)
     # The interrupted call is over: it neither sends nor takes anything afterwards.
     _unblock(mq, name)
-    time.sleep(0.05)
+    time.sleep(0.05)  # a grace window: a send or take of that call still to come would show in the count
     assert mq.stats().count == (0 if name.startswith("send") else 1)
 
 
@@ -199,8 +207,8 @@ def test_a_returning_handler_lets_every_blocking_call_complete(mq, name):
 def test_fork_with_open_handles(mq):
     mq.send(b"from parent")
     blocked = threading.Thread(target=lambda: mq.receive(99, timeout=3), daemon=True)
-    blocked.start()  # a thread of the parent is waiting while it forks
-    time.sleep(0.05)
+    blocked.start()
+    wait_until_waiting(blocked.native_id)  # a thread of the parent is waiting while it forks
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
@@ -403,18 +411,19 @@ def test_soak(mq, limits, soak_seconds):
         victim = sysvmq.MessageQueue(sysvmq.IPC_PRIVATE)
         waiter = threading.Thread(target=expect_removed, args=(victim,))
         waiter.start()
-        time.sleep(0.01)
+        wait_until_waiting(waiter.native_id)
         victim.destroy()
         waiter.join(5)
         assert not waiter.is_alive()
         counts["faults injected"] += 1
         # And a signal into a blocking call.
         mq.send(make(9, counts["rounds"], 32), type=3)
-        threading.Timer(0.01, signal.pthread_kill, (threading.get_ident(), signal.SIGUSR1)).start()
+        handled = counts["signals handled"] + 1
         previous = signal.signal(signal.SIGUSR1, lambda s, f: counts.update(["signals handled"]))
         try:
+            threading.Timer(0.01, signal.pthread_kill, (threading.get_ident(), signal.SIGUSR1)).start()
             assert mq.receive(3, timeout=5)
-            time.sleep(0.02)
+            wait_until(lambda handled=handled: counts["signals handled"] == handled, "the signal was never handled")
         finally:
             signal.signal(signal.SIGUSR1, previous)
         counts["rounds"] += 1

@@ -5,12 +5,13 @@ import threading
 import time
 
 import pytest
-from conftest import signal_once_blocked, signals_then
+from conftest import signal_once_blocked, signals_then, wait_until_waiting
 
 import sysvmq
 
 
 def in_thread(target, *args):
+    """`target(*args)` in a new thread, once that call sleeps in msgrcv or msgsnd."""
     result = {}
 
     def run():
@@ -21,12 +22,12 @@ def in_thread(target, *args):
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    wait_until_waiting(thread.native_id)
     return thread, result
 
 
 def test_queue_removed_while_a_thread_waits(mq):
     thread, result = in_thread(mq.receive)
-    time.sleep(0.1)
     assert thread.is_alive()
     mq.destroy()
     thread.join(5)
@@ -38,7 +39,6 @@ def test_queue_removed_while_a_sender_waits(mq):
     mq.set(max_bytes=4)
     mq.send(b"full")
     thread, result = in_thread(mq.send, b"more")
-    time.sleep(0.1)
     assert thread.is_alive()
     mq.destroy()
     thread.join(5)
@@ -47,7 +47,6 @@ def test_queue_removed_while_a_sender_waits(mq):
 
 def test_a_blocked_thread_does_not_stop_others(mq):
     thread, result = in_thread(mq.receive, 99)
-    time.sleep(0.05)
     start = time.monotonic()
     for i in range(2000):
         mq.send(b"%d" % i, type=1)
@@ -94,14 +93,13 @@ def test_sigint_interrupts_a_blocking_receive(mq):
 
 
 def test_handler_that_returns_lets_the_receive_go_on(mq):
-    with signals_then(signal.SIGUSR1, 3, lambda: mq.send(b"after three signals", type=4), 0.05) as calls:
+    with signals_then(signal.SIGUSR1, 3, lambda: mq.send(b"after three signals", type=4)) as calls:
         assert mq.receive_message() == sysvmq.Message(4, b"after three signals")
     assert calls == [signal.SIGUSR1] * 3
 
 
 def test_the_gil_is_released_while_blocked(mq):
     thread, result = in_thread(mq.receive, 5)
-    time.sleep(0.05)
     start = time.monotonic()
     total = 0
     while time.monotonic() - start < 0.2:

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import child_env, fault_under_blocked_threads, signal_once_blocked
+from conftest import child_env, fault_under_blocked_threads, signal_once_blocked, wait_until_waiting
 
 import sysvmq
 
@@ -131,8 +131,9 @@ def test_close_from_the_context_manager_stops_a_worker(mq):
             done.set()
 
     with sysvmq.MessageQueue.from_id(mq.id) as handle:
-        threading.Thread(target=worker, args=(handle,), daemon=True).start()
-        time.sleep(0.05)
+        thread = threading.Thread(target=worker, args=(handle,), daemon=True)
+        thread.start()
+        wait_until_waiting(thread.native_id)
     assert done.wait(5)
 
 
@@ -244,7 +245,7 @@ def test_close_never_sends_a_signal_someone_else_now_handles(mq):
 
     thread = threading.Thread(target=wait)
     thread.start()
-    time.sleep(0.1)
+    wait_until_waiting(thread.native_id)
     signum = sysvmq.wakeup_signal()
     calls = []
     signal.signal(signum, lambda s, f: calls.append(s))

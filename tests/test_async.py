@@ -13,7 +13,7 @@ import time
 import weakref
 
 import pytest
-from conftest import child_env
+from conftest import child_env, wait_until, wait_until_waiting
 
 import sysvmq
 
@@ -207,12 +207,13 @@ def test_a_message_that_reaches_a_cancelled_receive_stays_in_the_kernel(mq):
     # The worker sees the message while the event loop is busy; then the call is cancelled.
     # The message was never taken: stats() and peek() see it, and a closed handle has none.
     handle = sysvmq.MessageQueue.from_id(mq.id)
+    before = threads_in_msgrcv()
 
     async def main():
         task = asyncio.ensure_future(handle.receive_async())
-        await asyncio.sleep(0.05)  # the worker waits in the kernel
+        await until(lambda: threads_in_msgrcv() > before)  # the worker waits in the kernel
         mq.send(b"numbered 1")
-        time.sleep(0.1)  # blocks the loop: the worker has seen the message, the coroutine cannot run
+        until_the_worker_saw_it(before)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -227,6 +228,7 @@ def test_a_message_that_reaches_a_cancelled_receive_stays_in_the_kernel(mq):
 
 def test_short_lived_handles_with_timed_out_receives_lose_nothing(mq):
     sent = 400
+    # Paced, so that receives time out while the stream goes on.
     sender = threading.Thread(target=lambda: [mq.send(b"%d" % i) or time.sleep(0.0005) for i in range(sent)])
 
     async def main():
@@ -252,11 +254,12 @@ def test_short_lived_handles_with_timed_out_receives_lose_nothing(mq):
 def test_messages_for_receives_of_a_stopped_loop_survive_its_close(mq):
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(lambda loop, context: None)  # each task is destroyed pending, on purpose
+    before = threads_in_msgrcv()
     tasks = [loop.create_task(mq.receive_async()) for _ in range(8)]
-    loop.run_until_complete(asyncio.sleep(0.1))  # every receive waits in a worker
+    loop.run_until_complete(until(lambda: threads_in_msgrcv() > before))  # the receives wait in a worker
     for i in range(8):
         mq.send(b"%d" % i)
-    time.sleep(0.2)  # the workers see the messages while the loop is stopped
+    until_the_worker_saw_it(before)  # while the loop is stopped
     loop.close()
     del tasks
     gc.collect()
@@ -265,11 +268,13 @@ def test_messages_for_receives_of_a_stopped_loop_survive_its_close(mq):
 
 
 def test_after_a_cancelled_receive_a_fork_delivers_each_message_once(mq):
+    before = threads_in_msgrcv()
+
     async def cancel_with_a_message_in_flight():
         task = asyncio.ensure_future(mq.receive_async())
-        await asyncio.sleep(0.05)
+        await until(lambda: threads_in_msgrcv() > before)
         mq.send(b"only once")
-        time.sleep(0.1)
+        until_the_worker_saw_it(before)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -305,11 +310,15 @@ def test_a_zero_length_message_reaches_a_waiting_receive(mq):
 
 
 def test_a_zero_length_message_seen_by_a_cancelled_receive_is_put_back_at_the_end(mq):
+    before = threads_in_msgrcv()
+
     async def main():
         task = asyncio.ensure_future(mq.receive_async(4))
-        await asyncio.sleep(0.05)
+        await until(lambda: threads_in_msgrcv() > before)
         mq.send(b"", type=4)
-        time.sleep(0.1)  # the worker has taken it into its zero-byte buffer and put it back
+        wait_until(  # blocks the loop: the worker has taken it into its zero-byte buffer and put it back
+            lambda: threads_in_msgrcv() <= before and mq.stats().count == 1, "the worker never put it back"
+        )
         mq.send(b"later", type=4)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -339,7 +348,7 @@ try:
             outcomes.append("limit" if "threads" in str(e) else str(e))
     mq.receive()  # room again, and a message of type 3 a stale job would eat
     mq.send(b"late", type=3)
-    time.sleep(0.3)
+    time.sleep(0.3)  # a grace window: a stale job still waiting would take it meanwhile
     print(outcomes, mq.stats().count, mq.receive_message(block=False))
 finally:
     mq.destroy()
@@ -356,14 +365,15 @@ def test_an_async_call_whose_thread_cannot_start_fails_and_leaves_nothing_behind
 def test_messages_that_arrive_after_the_loop_closed_stay_in_the_kernel(mq):
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(lambda loop, context: None)  # each task is destroyed pending, on purpose
+    before = threads_in_msgrcv()
     tasks = [loop.create_task(mq.receive_async()) for _ in range(4)]
-    loop.run_until_complete(asyncio.sleep(0.1))  # every receive waits in a worker
+    loop.run_until_complete(until(lambda: threads_in_msgrcv() > before))  # the receives wait in a worker
     loop.close()  # closed while the workers still wait: they find no loop to report to
     del tasks
     gc.collect()
     for i in range(4):
         mq.send(b"%d" % i)
-    time.sleep(0.2)
+    until_the_worker_saw_it(before)
     assert mq.stats().count == 4
 
 
@@ -386,7 +396,7 @@ async def main():
     except asyncio.CancelledError:
         print("cancelled", time.monotonic() - start < 2)
     mq.send(b"for type 5", type=5)  # the worker sees it, takes nothing, and reports to nobody
-    time.sleep(0.2)
+    time.sleep(0.2)  # a grace window: a take by the worker would show in the count
     print(mq.stats().count)
 
 asyncio.run(main())
@@ -412,8 +422,9 @@ def consume_read_only(msqid, write_fd):
     async def main():
         first = await asyncio.wait_for(mq.receive_message_async(7), 10)
         task = asyncio.ensure_future(mq.receive_message_async(8))
-        await asyncio.sleep(0.3)  # the parent sends the next one now
-        time.sleep(0.5)  # blocks the loop: the worker has taken it, the coroutine cannot run
+        await until(lambda: threads_in_msgrcv() > 0)
+        os.write(write_fd, b"w")  # its worker waits: the parent sends the next one now
+        until_the_worker_saw_it(0)  # blocks the loop: the worker has taken it, the coroutine cannot run
         task.cancel()
         second = await task  # cancelled, but the message could not go back: it comes here
         return [first, second]
@@ -433,9 +444,9 @@ def test_a_zero_length_message_a_read_only_consumer_meets_is_handed_over(mq):
         finally:
             os._exit(0)
     os.close(write)
-    time.sleep(0.5)
+    wait_until_waiting(pid=pid)  # its worker waits for type 7
     mq.send(b"", type=7)
-    time.sleep(0.6)
+    assert os.read(read, 1) == b"w"  # its worker waits for type 8
     mq.send(b"", type=8)
     with os.fdopen(read) as f:
         out = f.read()
@@ -503,6 +514,12 @@ def threads_now():
 def threads_in_msgrcv():
     """How many threads of this process sleep in the kernel's msgrcv."""
     return threads_in("do_msgrcv")
+
+
+def until_the_worker_saw_it(before):
+    """Block the event loop until no more than `before` threads sleep in msgrcv: the worker
+    has seen the message, and the coroutine it wakes cannot run yet."""
+    wait_until(lambda: threads_in_msgrcv() <= before, "the worker never saw the message")
 
 
 def threads_in(wchan):
@@ -774,7 +791,7 @@ def test_a_receive_cancelled_after_its_turn_came_hands_the_turn_on(mq):
         await asyncio.sleep(0)
         await until(lambda: threads_in_msgrcv() >= 1)
         mq.send(b"one message", type=6)
-        time.sleep(0.1)  # blocks the loop: the worker has seen the message and woken the head...
+        until_the_worker_saw_it(0)  # blocks the loop: the worker has seen the message and wakes the head...
         first.cancel()  # ...which is cancelled before it could take it
         with pytest.raises(asyncio.CancelledError):
             await first

@@ -21,6 +21,7 @@ from test_async import (
     start_sender,
     threads_in_msgrcv,
     threads_now,
+    until_the_worker_saw_it,
 )
 
 import sysvmq
@@ -95,16 +96,24 @@ def test_a_cancelled_receive_takes_nothing_afterwards(mq):
     assert mq.receive() == b"after the cancel"
 
 
+async def until_in_msgrcv(before):
+    """Until more than `before` threads sleep in msgrcv: the worker waits in the kernel."""
+    with trio.fail_after(10):
+        while threads_in_msgrcv() <= before:
+            await trio.sleep(0.001)
+
+
 def test_a_message_that_reaches_a_cancelled_receive_stays_in_the_kernel(mq):
     handle = sysvmq.MessageQueue.from_id(mq.id)
+    before = threads_in_msgrcv()
 
     async def main():
         with trio.CancelScope() as scope:
 
             async def cancel_while_the_run_is_busy():
-                await trio.sleep(0.05)  # the worker waits in the kernel
+                await until_in_msgrcv(before)  # the worker waits in the kernel
                 mq.send(b"numbered 1")
-                time.sleep(0.1)  # blocks the run: the worker has seen the message, the receive cannot go on
+                until_the_worker_saw_it(before)  # blocks the run: the receive cannot go on
                 scope.cancel()
 
             async with trio.open_nursery() as nursery:
@@ -219,7 +228,7 @@ def test_send_async_waits_for_room_and_a_cancelled_one_sends_nothing(mq):
             return await mq.receive_async()
 
     assert run(main) == b"next"
-    time.sleep(0.05)
+    time.sleep(0.05)  # a grace window: the cancelled send, were it still to go, would show in the count
     assert mq.stats().count == 0  # the cancelled send never went
 
 
@@ -259,7 +268,7 @@ def test_messages_for_receives_of_a_run_that_failed_stay_in_the_kernel(mq):
     assert "the application fails" in repr(failure.value) or isinstance(failure.value, KeyError)
     for i in range(8):
         mq.send(b"%d" % i)
-    time.sleep(0.2)
+    time.sleep(0.2)  # a grace window: a take by a worker of the failed run would show in the count
     assert mq.stats().count == 8
 
 
@@ -284,7 +293,7 @@ start = time.monotonic()
 trio.run(main)
 print("ended", time.monotonic() - start < 2)
 mq.send(b"for type 5", type=5)  # wakes the worker after the run: it takes nothing, reports to nobody
-time.sleep(0.2)
+time.sleep(0.2)  # a grace window: a take by the worker would show in the count
 print(mq.stats().count)
 """
 
@@ -300,13 +309,15 @@ def test_a_run_that_ends_while_its_worker_still_waits_loses_nothing(mq):
 
 
 def test_after_a_cancelled_receive_a_fork_delivers_each_message_once(mq):
+    before = threads_in_msgrcv()
+
     async def cancel_with_a_message_in_flight():
         with trio.CancelScope() as scope:
 
             async def cancel_later():
-                await trio.sleep(0.05)
+                await until_in_msgrcv(before)
                 mq.send(b"only once")
-                time.sleep(0.1)
+                until_the_worker_saw_it(before)
                 scope.cancel()
 
             async with trio.open_nursery() as nursery:
@@ -352,6 +363,7 @@ def test_outside_any_event_loop_a_wait_says_what_it_needs(mq):
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_anyio_cancel_scopes_lose_and_duplicate_nothing(mq, backend):
     rounds = 200
+    # Paced, so that receives time out while the stream goes on.
     sender = threading.Thread(target=lambda: [mq.send(b"%d" % i) or time.sleep(0.0005) for i in range(rounds)])
     received = []
 
@@ -575,7 +587,7 @@ def test_a_receive_cancelled_when_its_turn_comes_loses_nothing(mq):
             while threads_in_msgrcv() < 1:
                 await trio.sleep(0.001)
             mq.send(b"one message", type=6)
-            time.sleep(0.1)  # blocks the run: the worker has seen the message and woken the head...
+            until_the_worker_saw_it(0)  # blocks the run: the worker has seen the message and wakes the head...
             first.cancel()  # ...which is cancelled as its turn comes
             with trio.fail_after(5):
                 while not got:

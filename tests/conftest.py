@@ -155,6 +155,14 @@ def python_command(code: str) -> list:
     return [sys.executable, "-c", code]
 
 
+def run_python(code: str, *args: object, timeout: float = 60, **env: str) -> "subprocess.CompletedProcess[str]":
+    """Run `code` in a child Python with `args` as its arguments and child_env(**env) as its
+    environment; its output captured as text, the child killed after `timeout` seconds."""
+    return subprocess.run(
+        [*python_command(code), *map(str, args)], env=child_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+
+
 def wait_until(condition: Callable[[], object], what: str, within: float = 10.0) -> None:
     """Return once `condition()` holds; fail, naming `what`, after `within` seconds."""
     deadline = time.monotonic() + within

@@ -8,12 +8,10 @@ message must end up forwarded by a consumer or still in the queue, each exactly 
 """
 
 import gc
-import subprocess
-import sys
 import threading
 
 import pytest
-from conftest import child_env
+from conftest import run_python
 
 import sysvmq
 
@@ -87,13 +85,7 @@ def test_consumers_that_exit_under_a_streaming_producer_lose_nothing(take, make_
     producer.start()
     try:
         for _ in range(20):
-            child = subprocess.run(
-                [sys.executable, "-c", CONSUMER.format(take=TAKES[take]), str(mq.id), str(out.id)],
-                env=child_env(),
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            child = run_python(CONSUMER.format(take=TAKES[take]), mq.id, out.id)
             assert child.returncode == 0, child.stderr[-2000:]
             forwarded += drain(out)
     finally:
@@ -133,13 +125,7 @@ print(time.monotonic() - start)
 def test_a_child_forked_while_a_thread_receives_exits_without_waiting_for_it(make_queue):
     # The child has no such thread: its exit must not wait FINISH_SECONDS for one.
     mq = make_queue(sysvmq.IPC_PRIVATE)
-    parent = subprocess.run(
-        [sys.executable, "-c", FORKS_WHILE_A_THREAD_RECEIVES, str(mq.id)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    parent = run_python(FORKS_WHILE_A_THREAD_RECEIVES, mq.id)
     assert parent.returncode == 0, parent.stderr[-2000:]
     assert parent.stderr == ""
     assert float(parent.stdout) < sysvmq._binding.process.FINISH_SECONDS / 2
@@ -178,9 +164,7 @@ ready.wait()
 
 
 def test_a_thread_joined_by_a_later_atexit_handler_ends_at_its_timeout_taking_nothing(mq):
-    child = subprocess.run(
-        [sys.executable, "-c", JOINS_AT_EXIT, str(mq.id)], env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    child = run_python(JOINS_AT_EXIT, mq.id)
     verdict, seconds = child.stdout.split()
     assert (child.returncode, verdict) == (0, "joined"), child.stderr
     assert float(seconds) < 5
@@ -253,12 +237,6 @@ process.watched = watched
 
 def test_a_receive_that_starts_after_the_exit_listed_the_buffers_takes_nothing(mq):
     mq.send(b"kept")
-    child = subprocess.run(
-        [sys.executable, "-c", LATE_FIRST_RECEIVE, str(mq.id)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    child = run_python(LATE_FIRST_RECEIVE, mq.id)
     assert (child.returncode, child.stdout, child.stderr) == (0, "['QueueEmptyError']\n", "")
     assert mq.receive(block=False) == b"kept"  # in the kernel still, not in a buffer the exit did not wait for

@@ -8,10 +8,8 @@ keeps other threads out.
 
 import pathlib
 import re
-import subprocess
-import sys
 
-from conftest import child_env
+from conftest import run_python
 
 import sysvmq
 from sysvmq._binding import c as _ctypes
@@ -91,11 +89,5 @@ def test_threads_racing_their_first_calls_in_fresh_processes(make_queue):
     expected = "400 400 [b'a', b'a', b'a', b'a', b'bb', b'bb', b'bb', b'bb'] []"
     for _ in range(12):
         mq = make_queue(sysvmq.IPC_PRIVATE)
-        child = subprocess.run(
-            [sys.executable, "-c", RACE, str(mq.id)],
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        child = run_python(RACE, mq.id, timeout=120)
         assert (child.returncode, child.stdout.strip()) == (0, expected), child.stderr[-2000:]

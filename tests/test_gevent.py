@@ -14,7 +14,7 @@ import sys
 import sysconfig
 
 import pytest
-from conftest import child_env
+from conftest import child_env, run_python
 
 import sysvmq
 
@@ -192,13 +192,7 @@ def test_async_calls_under_patch_all_wait_in_real_threads(mq):
     # Under patch_all, threading's threads are greenlets: a worker greenlet blocked in
     # msgrcv held the one thread, and the event loop with it, until a message came.
     need_gevent()
-    child = subprocess.run(
-        [sys.executable, "-c", ASYNCIO_CHILD, str(mq.id)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    child = run_python(ASYNCIO_CHILD, mq.id, timeout=30)
     assert child.returncode == 0, child.stderr
     seen = json.loads(child.stdout)
     assert 0.25 <= seen["timed out"] < 5

@@ -10,14 +10,13 @@ import asyncio
 import glob
 import logging
 import signal
-import subprocess
 import textwrap
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
-from conftest import child_env, python_command
+from conftest import run_python
 
 import sysvmq
 from sysvmq.tools.output import return_to_queue
@@ -47,9 +46,7 @@ def run_child(code: str, env: Optional[Dict[str, str]] = None, configure: bool =
         + "\nfinally:\n    sysvmq.MessageQueue.from_id(mq.id).destroy()\n"
     )
     source = CHILD_HELPERS + (CHILD_LOGGING if configure else "") + body
-    done = subprocess.run(
-        python_command(source), env=child_env(**(env or {})), capture_output=True, text=True, timeout=60
-    )
+    done = run_python(source, **(env or {}))
     assert done.returncode == 0, done.stderr
     return done.stderr.splitlines()
 

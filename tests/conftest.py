@@ -23,7 +23,7 @@ def queue_ids() -> Set[int]:
         with open("/proc/sysvipc/msg") as f:
             next(f)
             return {int(line.split()[1]) for line in f if line.strip()}
-    out = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True, env=child_env()).stdout
     return {
         int(fields[1])
         for fields in (line.split() for line in out.splitlines())

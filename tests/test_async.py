@@ -162,7 +162,9 @@ CANCELLATIONS = 1000
 
 
 def test_thousands_of_cancellations_lose_and_duplicate_nothing(mq):
-    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(mq.id)], stdout=subprocess.PIPE, text=True)
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER, str(mq.id)], stdout=subprocess.PIPE, text=True, env=child_env()
+    )
     received = []
     cancellations = 0
 
@@ -357,7 +359,9 @@ finally:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="RLIMIT_NPROC binds only an unprivileged user")
 def test_an_async_call_whose_thread_cannot_start_fails_and_leaves_nothing_behind():
-    out = subprocess.run([sys.executable, "-c", NO_THREADS], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-c", NO_THREADS], capture_output=True, text=True, timeout=30, env=child_env()
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['limit', 'limit'] 1 Message(type=3, data=b'late')"
 
@@ -405,7 +409,11 @@ asyncio.run(main())
 
 def test_a_cancel_that_cannot_reach_its_worker_still_ends_and_takes_nothing(mq):
     out = subprocess.run(
-        [sys.executable, "-c", UNREACHABLE_WORKER, str(mq.id)], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", UNREACHABLE_WORKER, str(mq.id)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=child_env(),
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["cancelled", "True", "1"]
@@ -578,7 +586,9 @@ def test_hundreds_of_receives_of_one_type_share_one_thread_and_are_served_in_ord
 
 
 def test_cancelling_the_head_of_the_line_while_messages_stream_loses_nothing(mq):
-    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(mq.id)], stdout=subprocess.PIPE, text=True)
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER, str(mq.id)], stdout=subprocess.PIPE, text=True, env=child_env()
+    )
     received = []
 
     async def receiver():

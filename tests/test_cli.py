@@ -164,14 +164,16 @@ def test_stat_matches_ipcs(mq):
     data = json.loads(cli("stat", "--id", str(mq.id), "--json", check=True).stdout)
     assert set(data) == set(sysvmq.QueueStats.__dataclass_fields__)
     assert (data["count"], data["bytes"], data["id"]) == (2, 8, mq.id)
-    ipcs = subprocess.run(["ipcs", "-q", "-i", str(mq.id)], capture_output=True, text=True, check=True).stdout
+    ipcs = subprocess.run(
+        ["ipcs", "-q", "-i", str(mq.id)], capture_output=True, text=True, check=True, env=child_env()
+    ).stdout
     assert "cbytes=8" in ipcs.replace(" ", "") and "qnum=2" in ipcs.replace(" ", "")
     text = cli("stat", "--id", str(mq.id), check=True).stdout.decode()
     assert "count" in text and "max_bytes" in text and "0600" in text
 
 
 def test_ls_lists_queues_of_other_clients(make_queue, free_key):
-    made = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True).stdout
+    made = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True, env=child_env()).stdout
     ipcmk_id = int(made.split(":")[-1])
     try:
         perl_key = free_key
@@ -186,6 +188,7 @@ def test_ls_lists_queues_of_other_clients(make_queue, free_key):
                 str(perl_key - 2**32 if perl_key >= 2**31 else perl_key),
             ],
             check=True,
+            env=child_env(),
         )
         perl_queue = make_queue(perl_key)
         listing = json.loads(cli("ls", "--json", check=True).stdout)
@@ -197,7 +200,7 @@ def test_ls_lists_queues_of_other_clients(make_queue, free_key):
         assert table.splitlines()[0].split()[:3] == ["KEY", "ID", "OWNER"]
         assert f"{perl_key:#010x}" in table and "s ago" in table
     finally:
-        subprocess.run(["ipcrm", "-q", str(ipcmk_id)], check=True)
+        subprocess.run(["ipcrm", "-q", str(ipcmk_id)], check=True, env=child_env())
 
 
 def test_rm_by_key_and_id_reports_each(make_queue, free_key):

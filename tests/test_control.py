@@ -6,6 +6,7 @@ import pickle
 import time
 
 import pytest
+from conftest import child_env
 
 import sysvmq
 
@@ -178,7 +179,7 @@ def test_queues_lists_what_ipcs_lists(make_queue, free_key):
     mq = make_queue(free_key, create=True)
     mine = [q for q in sysvmq.queues() if q.id == mq.id]
     assert len(mine) == 1 and mine[0].key == free_key
-    ipcs = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
+    ipcs = subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True, env=child_env()).stdout
     assert f"{free_key:#010x}" in ipcs
     listed = {q.id for q in sysvmq.queues()}
     for line in ipcs.splitlines():

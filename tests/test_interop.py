@@ -4,6 +4,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import child_env
 
 import sysvmq
 
@@ -23,6 +24,7 @@ def perl(code: str, *args: str) -> str:
         text=True,
         check=True,
         timeout=30,
+        env=child_env(),
     ).stdout
 
 
@@ -51,7 +53,9 @@ def test_python_sends_perl_receives(make_queue, free_key):
 
 @needs_util_linux
 def test_ipcmk_queue_is_usable_and_ipcs_sees_our_messages():
-    out = subprocess.run(["ipcmk", "-Q", "-p", "0600"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ipcmk", "-Q", "-p", "0600"], capture_output=True, text=True, check=True, env=child_env()
+    ).stdout
     msqid = int(out.split(":")[-1])
     try:
         mq = sysvmq.MessageQueue.from_id(msqid)
@@ -59,17 +63,22 @@ def test_ipcmk_queue_is_usable_and_ipcs_sees_our_messages():
         assert again.id == msqid
         mq.send(b"12345")
         mq.send(b"678")
-        detail = subprocess.run(["ipcs", "-q", "-i", str(msqid)], capture_output=True, text=True, check=True).stdout
+        detail = subprocess.run(
+            ["ipcs", "-q", "-i", str(msqid)], capture_output=True, text=True, check=True, env=child_env()
+        ).stdout
         assert "cbytes=8" in detail.replace(" ", "") and "qnum=2" in detail.replace(" ", "")
-        assert f"{mq.key:#010x}" in subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True).stdout
+        assert (
+            f"{mq.key:#010x}"
+            in subprocess.run(["ipcs", "-q"], capture_output=True, text=True, check=True, env=child_env()).stdout
+        )
     finally:
-        subprocess.run(["ipcrm", "-q", str(msqid)], check=True)
+        subprocess.run(["ipcrm", "-q", str(msqid)], check=True, env=child_env())
 
 
 @needs_util_linux
 def test_ipcrm_removes_our_queue_under_us(make_queue, free_key):
     mq = make_queue(free_key, create=True)
-    subprocess.run(["ipcrm", "-Q", hex(free_key)], check=True)
+    subprocess.run(["ipcrm", "-Q", hex(free_key)], check=True, env=child_env())
     with pytest.raises(sysvmq.QueueRemovedError):
         mq.send(b"gone")
     with pytest.raises(sysvmq.QueueNotFoundError):

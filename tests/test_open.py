@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import pytest
+from conftest import child_env
 
 import sysvmq
 
@@ -115,13 +116,15 @@ def test_from_id_attaches_to_the_same_queue(mq):
 
 
 def test_from_id_of_ipcmk_queue_reports_its_key(free_key):
-    out = subprocess.run(["ipcmk", "-Q", "-p", "0600"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ipcmk", "-Q", "-p", "0600"], capture_output=True, text=True, check=True, env=child_env()
+    ).stdout
     msqid = int(out.split(":")[-1])
     try:
         mq = sysvmq.MessageQueue.from_id(msqid)
         assert mq.key == mq.stats().key != 0
     finally:
-        subprocess.run(["ipcrm", "-q", str(msqid)], check=True)
+        subprocess.run(["ipcrm", "-q", str(msqid)], check=True, env=child_env())
 
 
 def test_from_id_of_removed_queue_raises_removed():

@@ -233,7 +233,7 @@ def test_fork_with_open_handles(mq):
 
 def _unshare_available():
     try:
-        return subprocess.run(["unshare", "--ipc", "true"], capture_output=True).returncode == 0
+        return subprocess.run(["unshare", "--ipc", "true"], capture_output=True, env=child_env()).returncode == 0
     except FileNotFoundError:
         return False
 

@@ -300,7 +300,11 @@ print(mq.stats().count)
 
 def test_a_run_that_ends_while_its_worker_still_waits_loses_nothing(mq):
     out = subprocess.run(
-        [sys.executable, "-c", UNREACHABLE_WORKER, str(mq.id)], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", UNREACHABLE_WORKER, str(mq.id)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=child_env(),
     )
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""  # the worker found the run over and said nothing: no thread died
@@ -348,7 +352,7 @@ def test_after_a_cancelled_receive_a_fork_delivers_each_message_once(mq):
 def test_a_call_whose_thread_cannot_start_fails_under_trio_and_leaves_nothing_behind():
     code = NO_THREADS.replace("import asyncio,", "import trio,").replace("asyncio.run(call())", "trio.run(call)")
     assert "trio.run(call)" in code
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=child_env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['limit', 'limit'] 1 Message(type=3, data=b'late')"
 

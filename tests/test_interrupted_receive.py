@@ -56,9 +56,13 @@ RECEIVES = {
 @pytest.mark.skipif(MSGRCV is None, reason="reads the system call a thread is in from /proc")
 @pytest.mark.parametrize("call", RECEIVES.values(), ids=RECEIVES.keys())
 def test_an_interrupt_as_the_message_is_taken_puts_it_back(mq, call):
+    # Rounds until ROUNDS interrupts came during the call: how many come late, after it
+    # returned (PyPy runs the handler at its next periodic check), depends on the load.
     tid = threading.get_native_id()
     interrupted = 0
-    for i in range(ROUNDS):
+    for i in range(20 * ROUNDS):
+        if interrupted == ROUNDS:
+            break
         helper = threading.Thread(target=interrupt_then_send, args=(mq, tid, b"%03d" % i))
         helper.start()
         try:
@@ -76,7 +80,7 @@ def test_an_interrupt_as_the_message_is_taken_puts_it_back(mq, call):
             interrupted += 1
             assert mq.receive(block=False) == b"%03d" % i  # given back, whole
         assert mq.stats().count == 0
-    assert interrupted > ROUNDS // 2
+    assert interrupted == ROUNDS
 
 
 FAST = {"receive": lambda mq: mq.receive(), "receive_message": lambda mq: mq.receive_message()}

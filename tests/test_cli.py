@@ -11,7 +11,7 @@ import time
 from typing import Tuple
 
 import pytest
-from conftest import child_env, queue_ids, wait_until_waiting
+from conftest import child_env, queue_ids, run_python, wait_until_waiting
 
 import sysvmq
 
@@ -1219,6 +1219,29 @@ def test_a_hangup_the_parent_ignored_leaves_the_benchmark_running():
             process.kill()
             process.wait()
     assert queue_ids() == before
+
+
+STOPPED_WHILE_PUTTING = """
+from sysvmq.tools import benchmark
+
+def items():
+    for i in range(100_000):  # far more than the pipe holds, with the consumer reading slower
+        if i == 20_000:
+            raise KeyboardInterrupt  # a stop signal, raised where the benchmark is
+        yield b"x" * 1024
+
+try:
+    benchmark._mp_queue(items())
+except KeyboardInterrupt:
+    print("stopped", flush=True)
+"""
+
+
+def test_a_benchmark_stopped_in_its_multiprocessing_section_exits():
+    # Its consumer is killed: the items still in the queue's feeder thread have no reader,
+    # and an exit that waited for that thread to write them would never end.
+    done = run_python(STOPPED_WHILE_PUTTING, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "stopped\n", "")
 
 
 def test_a_second_stop_signal_ends_send_lines_waiting_for_room_and_says_what_was_not_sent(mq):

@@ -325,6 +325,9 @@ def _mp_queue(items: Iterable[Any]) -> float:
     finally:
         if process.is_alive():  # the benchmark was stopped
             process.kill()  # as sysvmq.tools.demo's consumer: a SIGTERM before its exec is lost
+            # What the queue's feeder thread still holds has no reader now: the exit must
+            # not wait for it to be written.
+            queue.cancel_join_thread()
         process.join()
     return float(elapsed)
 

@@ -469,18 +469,24 @@ class Handle:
                 undelivered(error, [message])
             raise
 
+    def _spare_batch(self, size: int, slots: int) -> BatchBuffer:
+        """A batch of this call's own, of `size` bytes and at least `slots` slots: a free
+        one, or a new one."""
+        try:
+            buffer = self._batches.pop()
+        except IndexError:
+            return _batch_buffer(self._h, size, slots)
+        if buffer.size != size or buffer.slots < slots:
+            return _batch_buffer(self._h, size, slots)
+        return buffer
+
     def _receive_batch(self, max_count: int, mtype: int, options: Options) -> List[bytes]:
         """Up to `max_count` payloads in one call into C; only the first may wait."""
         cap = self._max_size
         size = max(BATCH_BYTES, _HEADER + cap)
         slots = min(max_count, size // _HEADER)
         batches = self._batches
-        try:
-            buffer = batches.pop()
-        except IndexError:
-            buffer = _batch_buffer(self._h, size, slots)
-        if buffer.size != size or buffer.slots < slots:
-            buffer = _batch_buffer(self._h, size, slots)
+        buffer = self._spare_batch(size, slots)
         batch, view, _, _, (_, offsets, lens, _) = buffer
         flags, deadline, timeout = options
         batch.held = 0

@@ -322,10 +322,7 @@ def test_threads_lose_and_double_nothing(make_q):
             q.put(base * each + i)
 
     def consume() -> None:
-        while True:
-            item = q.get(timeout=30)
-            if item is None:
-                return
+        for item in iter(lambda: q.get(timeout=30), None):  # until a None
             with lock:
                 got.append(item)
 

@@ -504,9 +504,9 @@ class Handle:
             if CPYTHON and n <= _SPLIT_MAX and sizes.count(sizes[0]) == n:  # all of one size: one C loop
                 got, batch.held = list(_splitter(n, sizes[0]).unpack_from(view)), 0
             else:
-                got, batch.held = [view[o : o + size] for o, size in zip(ffi.unpack(offsets, n), sizes)], 0
+                got, batch.held = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)], 0
             # Then one line: a tracer's line event (pdb's quit) comes before the batch is
-            # freed, not between that and the return; `freed` says which (_return_batch).
+            # freed, not between that and the return; `freed` says which (_return_freed).
             # No call: CPython 3.11+ runs no signal handler on this line either.
             freed = True; batches += mine; return got  # noqa: E702  # fmt: skip
         except BaseException as error:  # Ctrl-C, sys.exit() in a handler, MemoryError, a tracer

@@ -317,7 +317,9 @@ class MessageQueue(ClosesOnExit, Handle):
         except IndexError:
             buffer = self._buffer()
         rb, view, fields = buffer
-        mtype = 0  # the message's type once it is copied out (a type is > 0)
+        # `mtype`: the message's type once it is copied out (a type is > 0); `n`: its length
+        # once taken.
+        mtype, n = 0, -1
         data: bytes
         try:
             if timeout is not None:
@@ -326,12 +328,16 @@ class MessageQueue(ClosesOnExit, Handle):
                 n = _take(rb) if type == 0 else _take_type(rb, type)
             if n < 0:
                 n = self._resume_fast_receive(n, type, timeout, buffer)
-            # Handed over: the buffer holds nothing for an exiting process to wait for. One
-            # statement, so that nothing can raise between the copy and the reset.
-            mtype, data, fields[HELD] = fields[MTYPE], view[:n], -1
+            # Handed over: the buffer holds nothing for an exiting process to wait for. The
+            # copy, then the reset, then `mtype`, last: CPython 3.9 and PyPy may run a signal
+            # handler between any two of these stores, and the except block tells by `mtype`
+            # whether the buffer may be another call's already.
+            fields[HELD], data, mtype = -1, view[:n], fields[MTYPE]
             buffers.append(buffer)
             return data
         except BaseException as error:
+            if not mtype and n >= 0 and fields[HELD] < 0:  # stopped before `mtype`: the buffer is still this call's
+                data, mtype = view[:n], fields[MTYPE]
             # The return rule (sysvmq._binding.handle): the message goes back before any Python
             # call, where another pending signal's handler could raise first.
             back = _return_copy(self._h, mtype, data, n) if mtype else _return_held(rb)
@@ -380,7 +386,7 @@ class MessageQueue(ClosesOnExit, Handle):
         except IndexError:
             buffer = self._buffer()
         rb, view, fields = buffer
-        message = None
+        message, n = None, -1
         try:
             if timeout is not None:
                 n = _take_within(rb, type, timeout)
@@ -388,12 +394,15 @@ class MessageQueue(ClosesOnExit, Handle):
                 n = _take(rb) if type == 0 else _take_type(rb, type)
             if n < 0:
                 n = self._resume_fast_receive(n, type, timeout, buffer)
-            message, fields[HELD] = new_message((fields[MTYPE], view[:n])), -1  # as in receive()
+            fields[HELD], message = -1, new_message((fields[MTYPE], view[:n]))  # as in receive()
             buffers.append(buffer)
             return message
         except BaseException as error:  # as in receive()
-            back = _return_copy(self._h, message[0], message[1], n) if message is not None else _return_held(rb)
-            if self._returned_fast(error, buffer, back, message):
+            copied: Optional[Tuple[int, bytes]] = message
+            if copied is None and n >= 0 and fields[HELD] < 0:
+                copied = (fields[MTYPE], view[:n])
+            back = _return_copy(self._h, copied[0], copied[1], n) if copied is not None else _return_held(rb)
+            if self._returned_fast(error, buffer, back, copied):
                 _, mtype, data = self._receive_checked(type, 0, True, timeout, False, False)
                 return new_message((mtype, data))
             raise

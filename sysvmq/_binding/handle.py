@@ -386,15 +386,18 @@ class Handle:
         buffer = self._spare_buffer()
         rb, view, fields = buffer
         fields[HELD] = -1
-        got = None
+        got, n = None, -1
         try:
             n = self._receive_loop(mtype, options, buffer, dest)
-            # Handed over: the buffer holds nothing. One statement, so that nothing can raise
-            # between the copy and the reset (the copy is returned from then on).
-            got, fields[HELD] = (n, fields[MTYPE], b"" if dest is not _NULL else view[:n]), -1
+            # Handed over: the buffer holds nothing. The reset, then `got`: CPython 3.9 and
+            # PyPy may run a signal handler between the two stores, and the except block
+            # tells by `got` whether the buffer may be another call's already.
+            fields[HELD], got = -1, (n, fields[MTYPE], b"" if dest is not _NULL else view[:n])
             self._buffers.append(buffer)
             return got
         except BaseException as error:  # the return rule (module docstring)
+            if got is None and n >= 0 and fields[HELD] < 0:  # stopped before `got`: still this call's buffer
+                got = (n, fields[MTYPE], b"" if dest is not _NULL else view[:n])
             if got is None:
                 if return_held(rb) < 0:
                     undelivered_in(error, buffer)
@@ -448,7 +451,7 @@ class Handle:
         buffer = self._spare_buffer()
         rb, view, fields = buffer
         fields[HELD] = -1
-        message = None
+        message, n = None, -1
         try:
             n = _receive(rb, self._max_size, mtype, flags | IPC_NOWAIT, -1, _NULL, _NULL)
             while n < 0:
@@ -458,15 +461,18 @@ class Handle:
                 if n != _EINTR:
                     raise self._receive_error(-n, None)
                 n = _receive(rb, self._max_size, mtype, flags | IPC_NOWAIT, -1, _NULL, _NULL)
-            message, fields[HELD] = new_message((fields[MTYPE], view[:n])), -1  # handed over, as in _receive_one
+            fields[HELD], message = -1, new_message((fields[MTYPE], view[:n]))  # handed over, as in _receive_one
             self._buffers.append(buffer)
             return message
         except BaseException as error:  # the return rule (module docstring): the C call first
-            if message is None:
+            copied: Optional[Tuple[int, bytes]] = message
+            if copied is None and n >= 0 and fields[HELD] < 0:  # as in _receive_one
+                copied = (fields[MTYPE], view[:n])
+            if copied is None:
                 if return_held(rb) < 0:
                     undelivered_in(error, buffer)
-            elif return_copy(self._h, message[0], message[1], len(message[1])) < 0:
-                undelivered(error, [message])
+            elif return_copy(self._h, copied[0], copied[1], n) < 0:
+                undelivered(error, [new_message(copied)])
             raise
 
     def _spare_batch(self, size: int, slots: int) -> BatchBuffer:

@@ -614,6 +614,7 @@ EVERY_INSTRUCTION = {
         lambda mq: asyncio.run(mq.receive_message_async()),
         1,
     ),
+    "receive_many": (sysvmq.MessageQueue._receive_batch, lambda mq: mq.receive_many(10), 3),
 }
 
 

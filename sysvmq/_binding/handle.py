@@ -21,7 +21,8 @@ in the ``except`` block, before any other Python code can run (and raise again):
   the buffer still holds it;
 - from the copy (``return_copy`` / ``sysvmq_return_copy``) once it is copied out, as the
   buffer may be another call's by then. A batch (``receive_many``) is returned from the
-  batch even then: it is freed on the line that returns, where no tracer can raise first.
+  batch even then, while it is still the call's: it is freed on the line that returns,
+  where no tracer can raise first.
 
 A message that cannot go back (the queue stays full for a second: senders fill the room)
 is not lost either: it rides on the exception, as ``.undelivered`` (:func:`undelivered`).
@@ -201,18 +202,18 @@ def _returned(error: BaseException, buffer: BatchBuffer, batches: Deque[BatchBuf
     batches.append(buffer)
 
 
-def _return_freed(
-    error: BaseException, buffer: BatchBuffer, batches: Deque[BatchBuffer], got: Optional[List[bytes]]
-) -> None:
+def _return_freed(error: BaseException, buffer: BatchBuffer, batches: Deque[BatchBuffer], got: List[bytes]) -> None:
     """The return rule for a batch receive stopped after its batch went back to the free
-    list (`got`: its messages, copied out): they go back from the batch, taken off the free
-    list again, unless another call has it already."""
+    list (`got`: its messages, copied out), which CPython 3.9, 3.10 and PyPy allow: they go
+    back from the batch, taken off the free list again, unless another thread's call has
+    it already. Then they ride on `error`, their types unknown (0): the batch's types are
+    that call's now."""
     try:
         batches.remove(buffer)  # one C call: no other thread takes it meanwhile
-    except ValueError:  # the types are that call's now: unknown (0)
-        undelivered(error, [new_message((0, data)) for data in got or ()])
+    except ValueError:
+        undelivered(error, [new_message((0, data)) for data in got])
         return
-    buffer.batch.held = len(got or ())
+    buffer.batch.held = len(got)
     _returned(error, buffer, batches, buffer.batch.held, lib.sysvmq_return_many(buffer.batch))
 
 
@@ -496,7 +497,10 @@ class Handle:
         batch, view, _, _, (_, offsets, lens, _) = buffer
         flags, deadline, timeout = options
         batch.held = 0
-        mine, got, freed = (buffer,), None, False
+        # `mine` goes into the free list whole or not at all, in one C operation: emptied, it
+        # says the batch was freed (another call may have it), which no flag stored before or
+        # after could say (CPython 3.9, 3.10 and PyPy run signal handlers between stores).
+        mine, got = iter((buffer,)), None
         try:
             while True:
                 n = lib.sysvmq_receive_many(batch, cap, mtype, flags, deadline, _NULL, slots)
@@ -512,11 +516,11 @@ class Handle:
             else:
                 got, batch.held = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)], 0
             # Then one line: a tracer's line event (pdb's quit) comes before the batch is
-            # freed, not between that and the return; `freed` says which (_return_freed).
-            # No call: CPython 3.11+ runs no signal handler on this line either.
-            freed = True; batches += mine; return got  # noqa: E702  # fmt: skip
+            # freed, not between that and the return. No call: CPython 3.11+ runs no signal
+            # handler on this line either.
+            batches += mine; return got  # noqa: E702  # fmt: skip
         except BaseException as error:  # Ctrl-C, sys.exit() in a handler, MemoryError, a tracer
-            if freed:  # CPython 3.9, 3.10: a signal handler ran after the batch was freed
+            if got is not None and next(mine, None) is None:  # freed already: a handler ran after that
                 _return_freed(error, buffer, batches, got)
                 raise
             if got is not None:

@@ -204,7 +204,7 @@ def _returned(error: BaseException, buffer: BatchBuffer, batches: Deque[BatchBuf
 
 def _return_freed(error: BaseException, buffer: BatchBuffer, batches: Deque[BatchBuffer], got: List[bytes]) -> None:
     """The return rule for a batch receive stopped after its batch went back to the free
-    list (`got`: its messages, copied out), which CPython 3.9, 3.10 and PyPy allow: they go
+    list (`got`: its messages, copied out), which CPython 3.9 and PyPy allow: they go
     back from the batch, taken off the free list again, unless another thread's call has
     it already. Then they ride on `error`, their types unknown (0): the batch's types are
     that call's now."""
@@ -499,7 +499,7 @@ class Handle:
         batch.held = 0
         # `mine` goes into the free list whole or not at all, in one C operation: emptied, it
         # says the batch was freed (another call may have it), which no flag stored before or
-        # after could say (CPython 3.9, 3.10 and PyPy run signal handlers between stores).
+        # after could say (CPython 3.9 and PyPy run signal handlers between stores).
         mine, got = iter((buffer,)), None
         try:
             while True:
@@ -516,7 +516,7 @@ class Handle:
             else:
                 got, batch.held = [view[o : o + length] for o, length in zip(ffi.unpack(offsets, n), sizes)], 0
             # Then one line: a tracer's line event (pdb's quit) comes before the batch is
-            # freed, not between that and the return. No call: CPython 3.11+ runs no signal
+            # freed, not between that and the return. No call: CPython 3.10+ runs no signal
             # handler on this line either.
             batches += mine; return got  # noqa: E702  # fmt: skip
         except BaseException as error:  # Ctrl-C, sys.exit() in a handler, MemoryError, a tracer

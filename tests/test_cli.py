@@ -1221,27 +1221,97 @@ def test_a_hangup_the_parent_ignored_leaves_the_benchmark_running():
     assert queue_ids() == before
 
 
-STOPPED_WHILE_PUTTING = """
+STOPPED_WHILE_MULTIPROCESSING_STREAMS = """
+import os, signal, threading, time
+from multiprocessing import queues
+
 from sysvmq.tools import benchmark
+from sysvmq.tools.cleanup import Stopped
 
-def items():
-    for i in range(100_000):  # far more than the pipe holds, with the consumer reading slower
-        if i == 20_000:
-            raise KeyboardInterrupt  # a stop signal, raised where the benchmark is
-        yield b"x" * 1024
+me, used = os.getpid(), []
+for name in ("put", "get"):
+    def noting(self, *args, _call=getattr(queues.Queue, name), _name=name, **kwargs):
+        if os.getpid() == me:
+            used.append(_name)
+        return _call(self, *args, **kwargs)
+    setattr(queues.Queue, name, noting)
 
+def children():
+    with open(f"/proc/{me}/task/{me}/children") as f:
+        return f.read().split()
+
+def stop_once_both_run():
+    deadline = time.monotonic() + 30
+    while len(children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(me, signal.SIGTERM)
+
+threading.Thread(target=stop_once_both_run, daemon=True).start()
 try:
-    benchmark._mp_queue(items())
-except KeyboardInterrupt:
-    print("stopped", flush=True)
+    with benchmark.CLEANUP:
+        benchmark.mp_stream(16, 10_000_000)  # far longer than the test waits
+except Stopped as e:
+    print(e.signum, used, children(), flush=True)
 """
 
 
-def test_a_benchmark_stopped_in_its_multiprocessing_section_exits():
-    # Its consumer is killed: the items still in the queue's feeder thread have no reader,
-    # and an exit that waited for that thread to write them would never end.
-    done = run_python(STOPPED_WHILE_PUTTING, timeout=60)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "stopped\n", "")
+def test_a_benchmark_stopped_while_multiprocessing_streams_exits_and_leaves_no_process():
+    # This process only starts, watches and ends the producer and the consumer: a stop
+    # raised here finds no lock of the queue taken (one left taken keeps the exit waiting
+    # for good), and both are gone by the exit.
+    done = run_python(STOPPED_WHILE_MULTIPROCESSING_STREAMS, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{int(signal.SIGTERM)} [] []\n", "")
+
+
+STOPPED_AS_A_POLL_TAKES_ITS_LOCK = """
+import signal, subprocess, sys, threading
+
+from sysvmq.tools import benchmark
+from sysvmq.tools.cleanup import Stopped
+
+
+class Lock:
+    # A Popen's waitpid lock, where a stop signal comes just as poll() has taken it.
+    def __init__(self):
+        self.lock, self.polls = threading.Lock(), 0
+
+    def acquire(self, blocking=True, timeout=-1):
+        taken = self.lock.acquire(blocking, timeout)
+        self.polls += 1
+        if taken and self.polls == 50:
+            signal.raise_signal(signal.SIGTERM)  # its handler runs here: taken, not yet in the try
+        return taken
+
+    def release(self):
+        self.lock.release()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+init = subprocess.Popen.__init__
+
+def init_with_that_lock(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    self._waitpid_lock = Lock()
+
+subprocess.Popen.__init__ = init_with_that_lock
+sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+try:
+    with benchmark.CLEANUP:
+        benchmark.process_pair(sleeper, sleeper)
+except Stopped as e:
+    print(e.signum, flush=True)
+"""
+
+
+def test_a_benchmark_stopped_as_it_polls_a_process_exits():
+    # subprocess's poll() takes a lock; a stop raised just after would leave it taken for
+    # the wait() that ends that process, which would then wait for good.
+    done = run_python(STOPPED_AS_A_POLL_TAKES_ITS_LOCK, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{int(signal.SIGTERM)}\n", "")
 
 
 def test_a_second_stop_signal_ends_send_lines_waiting_for_room_and_says_what_was_not_sent(mq):

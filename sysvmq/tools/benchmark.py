@@ -12,9 +12,11 @@ and so is the C floor unless the caller hands in its compiled program
 """
 
 import argparse
+import os
 import random
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -257,14 +259,23 @@ def process_pair(first: List[str], second: List[str]) -> float:
     If either fails, the other is killed rather than left waiting for its peer.
     """
     with _process(second) as b, _process(first) as a:
-        deadline = time.monotonic() + 300
-        while a.poll() is None or b.poll() is None:
-            if a.returncode or b.returncode or time.monotonic() > deadline:
-                raise RuntimeError(f"benchmark process failed: {first} / {second}")
-            time.sleep(0.005)
-    if a.returncode or b.returncode:
-        raise RuntimeError(f"benchmark process failed: {first} / {second}")
+        _wait_for(lambda: (a.poll(), b.poll()), f"{first} / {second}")
     return max(float(a.stdout.read()), float(b.stdout.read()))  # type: ignore[union-attr]
+
+
+def _wait_for(poll: Callable[[], Tuple[Optional[int], Optional[int]]], what: str) -> None:
+    """Until `poll()` gives both exit statuses, 0 each (else RuntimeError naming `what`). A
+    stop signal is held while it polls: subprocess's poll() takes a lock, and a raise just
+    after it was taken would leave it taken for the wait() that ends the process."""
+    deadline = time.monotonic() + 300
+    while True:
+        with CLEANUP.held():
+            statuses = poll()
+        if any(statuses) or (None in statuses and time.monotonic() > deadline):
+            raise RuntimeError(f"benchmark process failed: {what}")
+        if None not in statuses:
+            return
+        time.sleep(0.005)
 
 
 def _process(argv: List[str]) -> "ContextManager[subprocess.Popen[str]]":
@@ -298,38 +309,59 @@ def mp_stream(size: int, count: int) -> float:
 
 
 def _mp_queue(items: Iterable[Any]) -> float:
-    """multiprocessing.Queue from this process to a forked consumer: the consumer's seconds
-    from its first item to the None that ends the stream."""
+    """multiprocessing.Queue from one forked process to another, as the sysvmq streams run
+    between two processes: the consumer's seconds from its first item to the None that ends
+    the stream. This process only starts, watches and ends them, so a stop signal raised here
+    finds none of the queue's locks taken (a lock left taken keeps the exit waiting)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue(maxsize=1024)
-    result = ctx.Queue()
+    report, reported = os.pipe()  # the consumer's seconds, 8 bytes: a pipe takes no lock
+
+    def produce() -> None:
+        _stop_signals_as_a_worker()
+        for item in items:
+            queue.put(item)
+        queue.put(None)
 
     def consume() -> None:
-        for signum in Cleanup.SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)  # the parent's handlers are not this process's
+        _stop_signals_as_a_worker()
         queue.get()
         start = time.perf_counter()
         while queue.get() is not None:
             pass
-        result.put(time.perf_counter() - start)
+        os.write(reported, struct.pack("d", time.perf_counter() - start))
 
-    process = ctx.Process(target=consume)
-    process.start()
     try:
-        for item in items:
-            queue.put(item)
-        queue.put(None)
-        elapsed = result.get()
+        with _forked(ctx, consume) as consumer, _forked(ctx, produce) as producer:
+            _wait_for(lambda: (consumer.exitcode, producer.exitcode), "multiprocessing.Queue")
+        (elapsed,) = struct.unpack("d", os.read(report, 8))
     finally:
-        if process.is_alive():  # the benchmark was stopped
-            process.kill()  # as sysvmq.tools.demo's consumer: a SIGTERM before its exec is lost
-            # What the queue's feeder thread still holds has no reader now: the exit must
-            # not wait for it to be written.
-            queue.cancel_join_thread()
-        process.join()
+        os.close(report)
+        os.close(reported)
     return float(elapsed)
+
+
+def _stop_signals_as_a_worker() -> None:
+    for signum in Cleanup.SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)  # the parent's handlers are not this process's
+
+
+def _forked(ctx: Any, target: Callable[[], None]) -> "ContextManager[Any]":
+    """A forked process running `target`, killed on the way out if it still runs."""
+
+    def started() -> Any:
+        process = ctx.Process(target=target)
+        process.start()
+        return process
+
+    def ended(process: Any) -> None:
+        if process.exitcode is None:  # its peer failed, or the benchmark was stopped
+            process.kill()  # as sysvmq.tools.demo's consumer: a SIGTERM before its exec is lost
+        process.join()
+
+    return CLEANUP.made(started, ended)
 
 
 # ---- report ----

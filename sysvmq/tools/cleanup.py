@@ -58,6 +58,16 @@ class Cleanup:
         self.handlers.restore()
 
     @contextmanager
+    def held(self) -> Iterator[None]:
+        """A short block no stop signal interrupts: one that comes meanwhile is raised at its
+        end. For library code that a raise could leave with a lock taken (subprocess's poll)."""
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self._release()
+
+    @contextmanager
     def made(self, make: Callable[[], T], remove: Callable[[T], object]) -> Iterator[T]:
         """What `make()` returns, given to `remove` on the way out of the block: no stop
         signal can come between its making and the promise to remove it."""

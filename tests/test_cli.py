@@ -331,6 +331,11 @@ def test_missing_queue_is_one_line_naming_it_in_the_commands_terms(free_key, arg
     assert ("pass --create" in err) if args[0] == "send" else ("sysvmq ls" in err and "create" not in err)
 
 
+def test_errors_after_the_open_advise_the_commands_options_too(mq):
+    err = one_line_error(cli("receive", "--id", str(mq.id), "--nowait"), 3)
+    assert "(--nowait)" in err and "block=False" not in err
+
+
 def script():
     return os.path.join(os.path.dirname(sys.executable), "sysvmq")
 

@@ -404,9 +404,12 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return OK  # the reader stopped reading (`| head`): what it did not read is still queued
     except (QueueEmptyError, QueueFullError, QueueTimeoutError) as e:
-        print(f"sysvmq {args.command}: {e}", file=sys.stderr)
+        print(f"sysvmq {args.command}: {in_cli_terms(e, hasattr(args, 'create'))}", file=sys.stderr)
         return NOTHING
-    except (SysVMQError, OutputClosed, InputClosed, OSError, ValueError, TypeError, OverflowError) as e:
+    except SysVMQError as e:
+        print(f"sysvmq {args.command}: {in_cli_terms(e, hasattr(args, 'create'))}", file=sys.stderr)
+        return FAILED
+    except (OutputClosed, InputClosed, OSError, ValueError, TypeError, OverflowError) as e:
         print(f"sysvmq {args.command}: {e}", file=sys.stderr)
         return FAILED
 

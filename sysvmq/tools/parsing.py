@@ -160,18 +160,21 @@ def open_queue(args: argparse.Namespace, create: bool = False, exclusive: bool =
         raise in_cli_terms(e, hasattr(args, "create")) from None
 
 
-#: The library's advice on opening a queue, in the command line's terms.
+#: The library's advice, in the command line's terms.
 _CLI_TERMS = (
     ("drop exclusive=True", "drop --exclusive"),
     ("pass exclusive=True", "pass --exclusive"),
     ("what mode=", "what --mode "),
     ("leave out mode", "leave out --mode"),
+    ("see stats().mode", "see the mode sysvmq stat shows"),
+    ("(block=False)", "(--nowait)"),
+    ("truncate=True", "--truncate"),
 )
 
 
 def in_cli_terms(error: SysVMQError, can_create: bool) -> SysVMQError:
-    """`error` from opening a queue, its advice in the options of the command (which has
-    --create if `can_create`) rather than the arguments of MessageQueue()."""
+    """`error`, its advice in the options of the command (which has --create if
+    `can_create`) rather than the arguments of MessageQueue() and its methods."""
     text = error.detail
     missing = "no queue has this key (sysvmq ls lists the queues)"
     terms = (*_CLI_TERMS, ("pass create=True to make it", "pass --create to make it" if can_create else missing))

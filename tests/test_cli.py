@@ -336,6 +336,17 @@ def test_errors_after_the_open_advise_the_commands_options_too(mq):
     assert "(--nowait)" in err and "block=False" not in err
 
 
+@pytest.mark.parametrize(
+    "args, status", [(["stat", "0x99"], 1), (["bogus"], 2), (["ls"], 0), (["receive", "--id", "0", "--nowait"], 1)]
+)
+def test_a_standard_error_that_cannot_be_written_leaves_the_exit_status_as_it_is(args, status):
+    # `2>/dev/full`: what the command says is lost, and its exit status alone tells the error;
+    # before, the failed report ended it with a traceback or the interpreter's status 120.
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([script(), *args], stdout=subprocess.DEVNULL, stderr=full, timeout=30, env=child_env())
+    assert result.returncode == status
+
+
 def script():
     return os.path.join(os.path.dirname(sys.executable), "sysvmq")
 

@@ -41,6 +41,7 @@ from sysvmq.tools.streams import (
     input_fd,
     lines_of,
     read_all,
+    stderr_that_cannot_fail,
     wait_on_stdout,
 )
 
@@ -362,6 +363,7 @@ WRITES = frozenset({"ls", "stat", "receive", "rm", "limits", "demo", "bench", "w
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     hold_closed_streams()
+    stderr_that_cannot_fail()
     wait_on_stdout()
     command, status = "sysvmq", None
     try:

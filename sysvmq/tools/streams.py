@@ -16,6 +16,7 @@ __all__ = [
     "lines_of",
     "write_all",
     "wait_on_stdout",
+    "stderr_that_cannot_fail",
 ]
 
 
@@ -44,11 +45,46 @@ def discard_stdout() -> None:
     """Point standard output at /dev/null once it cannot be written (the reader left, the
     disk is full): what sys.stdout still holds would otherwise fail the interpreter's last
     flush, which prints a warning and ends the process with status 120."""
+    _discard(1)
+
+
+def _discard(fd: int) -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(null, 1)
+        os.dup2(null, fd)
     finally:
         os.close(null)
+
+
+class _Unfailing:
+    """Standard error that cannot fail the command: once it cannot be written (a full disk,
+    `2>/dev/full`), it is pointed at /dev/null and what it was to say is dropped, and the
+    exit status says what happened. An error raised while an error is reported would end
+    the command with a traceback, or status 120 at the interpreter's last flush."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError:
+            _discard(2)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            _discard(2)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def stderr_that_cannot_fail() -> None:
+    """Make sys.stderr an _Unfailing one."""
+    sys.stderr = _Unfailing(sys.stderr)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 import trio
@@ -146,20 +147,20 @@ def test_a_second_raising_handler_cannot_stop_the_give_back(mq, call):
         signal.signal(signal.SIGTERM, previous)
 
 
-def raised_by_a_tracer(code, when, call, first=lambda: None):
-    """What `call()` raises when a trace function raises KeyboardInterrupt at the first line
-    of `code` whose locals pass `when` (a stand-in for a signal handler at that line), after
-    calling `first()` there. The tracer found (coverage's, under the coverage run) is
-    restored after."""
+@contextmanager
+def tracing(code, kind, fire):
+    """While the block runs, `fire(frame)` at each event `kind` ("line" or "opcode") of a
+    frame running `code`; the tracer found (coverage's, under the coverage run) is restored
+    after."""
 
     def tracer(frame, event, arg):
         if frame.f_code is not code:
             return None
+        frame.f_trace_opcodes = kind == "opcode"
 
         def local(frame, event, arg):
-            if event == "line" and when(frame.f_locals):
-                first()
-                raise KeyboardInterrupt("from a trace function")
+            if event == kind:
+                fire(frame)
             return local
 
         return local
@@ -167,10 +168,23 @@ def raised_by_a_tracer(code, when, call, first=lambda: None):
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
-        with pytest.raises(KeyboardInterrupt) as info:
-            call()
+        yield
     finally:
         sys.settrace(previous)
+
+
+def raised_by_a_tracer(code, when, call, first=lambda: None):
+    """What `call()` raises when a trace function raises KeyboardInterrupt at the first line
+    of `code` whose locals pass `when` (a stand-in for a signal handler at that line), after
+    calling `first()` there."""
+
+    def fire(frame):
+        if when(frame.f_locals):
+            first()
+            raise KeyboardInterrupt("from a trace function")
+
+    with tracing(code, "line", fire), pytest.raises(KeyboardInterrupt) as info:
+        call()
     return info.value
 
 
@@ -248,24 +262,13 @@ def test_no_line_of_a_batch_receive_runs_after_its_batch_is_freed(mq):
     # thread's call may have it, and the messages copied out of it could not go back.
     lines = []
 
-    def tracer(frame, event, arg):
-        if frame.f_code is not sysvmq.MessageQueue._receive_batch.__code__:
-            return None
-
-        def local(frame, event, arg):
-            if event == "line" and on_the_free_list(mq, frame.f_locals):
-                lines.append(frame.f_lineno)
-            return local
-
-        return local
+    def note(frame):
+        if on_the_free_list(mq, frame.f_locals):
+            lines.append(frame.f_lineno)
 
     mq.send_many([b"a", b"bb"])
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
+    with tracing(sysvmq.MessageQueue._receive_batch.__code__, "line", note):
         received = mq.receive_many(10)
-    finally:
-        sys.settrace(previous)
     assert received == [b"a", b"bb"]
     assert lines == []
 
@@ -572,26 +575,15 @@ def raised_at(code, offset, call):
     just before the instruction at `offset` of `code`: a stand-in for a signal handler, which
     CPython 3.9 and PyPy run between most instructions, not only after calls."""
 
-    def tracer(frame, event, arg):
-        if frame.f_code is not code:
-            return None
-        frame.f_trace_opcodes = True
+    def fire(frame):
+        if frame.f_lasti == offset:
+            raise KeyboardInterrupt("from a trace function")
 
-        def local(frame, event, arg):
-            if event == "opcode" and frame.f_lasti == offset:
-                raise KeyboardInterrupt("from a trace function")
-            return local
-
-        return local
-
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        call()
-    except KeyboardInterrupt as error:
-        return error
-    finally:
-        sys.settrace(previous)
+    with tracing(code, "opcode", fire):
+        try:
+            call()
+        except KeyboardInterrupt as error:
+            return error
     return None
 
 

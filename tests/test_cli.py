@@ -243,7 +243,9 @@ def test_rm_removes_every_queue_named_when_its_report_cannot_be_written():
         result, left = rm_300_queues_into(full.fileno())
     assert (result.returncode, left) == (1, 0)
     err = result.stderr.decode()
-    assert err.count("\n") == 1 and "standard output cannot be written" in err and "went on" in err, err
+    # Where stdout's buffer holds the whole report (CPython 3.14 and later: 128 KiB), the write
+    # fails only at the final flush, after the loop: one line either way.
+    assert err.count("\n") == 1 and "standard output cannot be written" in err, err
 
 
 def test_limits_table_and_json(limits):

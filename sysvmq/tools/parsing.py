@@ -154,10 +154,7 @@ def open_queue(args: argparse.Namespace, create: bool = False, exclusive: bool =
     key = parse_key(args.key)
     if key == 0 and not create:  # msgget would make a new queue, never find one
         raise UsageError(PRIVATE_KEY)
-    try:
-        return MessageQueue(key, create=create, exclusive=exclusive, mode=mode)
-    except SysVMQError as e:
-        raise in_cli_terms(e, hasattr(args, "create")) from None
+    return MessageQueue(key, create=create, exclusive=exclusive, mode=mode)  # errors worded by cli.run()
 
 
 #: The library's advice, in the command line's terms.

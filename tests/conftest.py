@@ -241,9 +241,7 @@ def signal_once_blocked(signum: int, after: float = 0.0, within: float = 10.0) -
 
     def kill() -> None:
         while time.monotonic() < start + within:
-            with open(f"/proc/self/task/{native_id}/wchan") as f:
-                blocked = f.read().startswith("do_msg")
-            if blocked and time.monotonic() >= start + after:
+            if native_id in waiting_threads() and time.monotonic() >= start + after:
                 break
             time.sleep(0.001)
         signal.pthread_kill(ident, signum)
